@@ -1,0 +1,250 @@
+"""``configure()``: providers, exporters, the processor and the hooks' runtime in one call."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk.metrics import MeterProvider as SDKMeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.trace import TracerProvider
+
+from otel_llm import _runtime, config
+from otel_llm.accounting import Accountant
+from otel_llm.core.pricing import PriceTable
+from otel_llm.processor import LLMSpanProcessor
+
+logger = logging.getLogger("otel_llm")
+
+
+class Telemetry:
+    """What :func:`configure` set up. ``shutdown()`` is idempotent and safe from any thread."""
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: TracerProvider,
+        meter_provider: MeterProvider,
+        runtime: _runtime.Runtime,
+        owned: Sequence[Any],
+        instrumentors: Sequence[Any] = (),
+        prometheus_server: Any = None,
+    ) -> None:
+        self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
+        self.runtime = runtime
+        self.accountant: Accountant = runtime.accountant
+        self.instrumentors = list(instrumentors)
+        self._owned = list(owned)
+        self._prometheus_server = prometheus_server
+        self._lock = threading.Lock()
+        self._shut = False
+
+    @property
+    def prometheus_port(self) -> int | None:
+        """The port serving ``/metrics`` in-process, when ``prometheus_port`` was given."""
+        server = self._prometheus_server
+        return int(server.server_port) if server is not None else None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        ok = True
+        for provider in (self.tracer_provider, self.meter_provider):
+            flush = getattr(provider, "force_flush", None)
+            if flush is not None:
+                ok = bool(flush(timeout_millis)) and ok
+        return ok
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._shut:
+                return
+            self._shut = True
+        for instrumentor in self.instrumentors:
+            try:
+                instrumentor.uninstrument()
+            except Exception as exc:  # keep shutting the rest down
+                logger.warning("otel-llm: could not uninstrument %r: %r", instrumentor, exc)
+        self.force_flush()
+        for component in self._owned:
+            component.shutdown()
+        if self._prometheus_server is not None:
+            self._prometheus_server.shutdown()
+            self._prometheus_server.server_close()
+        if _runtime._current is self.runtime:
+            _runtime.install(None)
+
+
+def configure(
+    service_name: str | None = None,
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    instrument: bool | Sequence[str] = True,
+    capture_content: bool | None = None,
+    prices: str | os.PathLike[str] | PriceTable | None = None,
+    rules: Any = None,
+    notifiers: Any = None,
+    prometheus_port: int | None = None,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+) -> Telemetry:
+    """Set up tracing, metrics, cost and error accounting for this process.
+
+    Each argument falls back to its ``OTEL_*`` / ``OTEL_LLM_*`` environment variable, then to a
+    default (DESIGN.md §8). Without an endpoint nothing is exported, but metrics and hooks work.
+    Global providers are installed unless providers are passed; with a passed
+    ``tracer_provider``, ``LLMSpanProcessor(BatchSpanProcessor(exporter))`` is added to it when
+    an endpoint is known. Invalid settings raise ``ValueError`` here, not later.
+    """
+    name = config.first(service_name, config.env(config.ENV_SERVICE_NAME)) or "unknown_service"
+    base = config.first(endpoint, config.env(config.ENV_ENDPOINT))
+    traces_url = config.env(config.ENV_TRACES_ENDPOINT) if endpoint is None else None
+    proto = config.resolve_protocol(protocol, traces_url or base)
+    if traces_url is None and base is not None:
+        traces_url = config.signal_endpoint(base, proto, "/v1/traces")
+    metrics_url = config.env(config.ENV_METRICS_ENDPOINT) if endpoint is None else None
+    if metrics_url is None and base is not None:
+        metrics_url = config.signal_endpoint(base, proto, "/v1/metrics")
+    port = config.resolve_port(
+        prometheus_port if prometheus_port is not None else config.env(config.ENV_PROMETHEUS_PORT),
+        "prometheus_port",
+    )
+    table = _price_table(prices)
+    if rules is not None or notifiers is not None:
+        _check_alerting(rules, notifiers)
+
+    resource = Resource.create({SERVICE_NAME: name})
+    owned: list[Any] = []
+    prometheus_server = None
+
+    if meter_provider is None:
+        readers: list[MetricReader] = []
+        if metrics_url is not None:
+            readers.append(PeriodicExportingMetricReader(_metric_exporter(proto, metrics_url)))
+        if port is not None:
+            reader, prometheus_server = _prometheus(port)
+            readers.append(reader)
+        sdk_meter_provider = SDKMeterProvider(resource=resource, metric_readers=readers)
+        owned.append(sdk_meter_provider)
+        meter_provider = sdk_meter_provider
+        _set_global_meter_provider(sdk_meter_provider)
+
+    accountant = Accountant(meter_provider=meter_provider, prices=table)
+    downstream: list[SpanProcessor] = []
+    if traces_url is not None:
+        downstream.append(BatchSpanProcessor(_span_exporter(proto, traces_url)))
+    processor = LLMSpanProcessor(*downstream, accountant=accountant)
+    if tracer_provider is None:
+        sdk_tracer_provider = SDKTracerProvider(resource=resource)
+        sdk_tracer_provider.add_span_processor(processor)
+        owned.insert(0, sdk_tracer_provider)
+        tracer_provider = sdk_tracer_provider
+        _set_global_tracer_provider(sdk_tracer_provider)
+    elif downstream:
+        add = getattr(tracer_provider, "add_span_processor", None)
+        if add is None:
+            raise ValueError("tracer_provider must be an SDK TracerProvider to add an exporter")
+        add(processor)
+
+    runtime = _runtime.Runtime.create(
+        tracer_provider=tracer_provider, accountant=accountant, capture_content=capture_content
+    )
+    _runtime.install(runtime)
+    instrumentors = _instrument(instrument, tracer_provider, meter_provider)
+    return Telemetry(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        runtime=runtime,
+        owned=owned,
+        instrumentors=instrumentors,
+        prometheus_server=prometheus_server,
+    )
+
+
+def _price_table(prices: str | os.PathLike[str] | PriceTable | None) -> PriceTable:
+    if isinstance(prices, PriceTable):
+        return prices
+    path = prices if prices is not None else config.env(config.ENV_PRICES)
+    return PriceTable.from_file(path) if path is not None else PriceTable()
+
+
+def _check_alerting(rules: Any, notifiers: Any) -> None:
+    raise ValueError("rules and notifiers are not supported by this version of otel-llm yet")
+
+
+def _span_exporter(protocol: str, url: str) -> SpanExporter:
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(endpoint=url, insecure=url.startswith("http://"))
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HTTPSpanExporter,
+    )
+
+    return HTTPSpanExporter(endpoint=url)
+
+
+def _metric_exporter(protocol: str, url: str) -> Any:
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+        return OTLPMetricExporter(endpoint=url, insecure=url.startswith("http://"))
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter as HTTPMetricExporter,
+    )
+
+    return HTTPMetricExporter(endpoint=url)
+
+
+def _prometheus(port: int) -> tuple[MetricReader, Any]:
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    registry = CollectorRegistry()
+    reader = PrometheusMetricReader(registry=registry)
+    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    return reader, server
+
+
+def _set_global_tracer_provider(provider: SDKTracerProvider) -> None:
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        trace.set_tracer_provider(provider)
+    else:
+        logger.warning(
+            "otel-llm: a global TracerProvider is already set; otel-llm's hooks use their own. "
+            "Pass tracer_provider= to configure() to share one."
+        )
+
+
+def _set_global_meter_provider(provider: SDKMeterProvider) -> None:
+    from opentelemetry.metrics._internal import _ProxyMeterProvider
+
+    if isinstance(metrics.get_meter_provider(), _ProxyMeterProvider):
+        metrics.set_meter_provider(provider)
+    else:
+        logger.warning(
+            "otel-llm: a global MeterProvider is already set; otel-llm records to its own. "
+            "Pass meter_provider= to configure() to share one."
+        )
+
+
+def _instrument(
+    instrument: bool | Sequence[str], tracer_provider: TracerProvider,
+    meter_provider: MeterProvider,
+) -> list[Any]:
+    if instrument is False:
+        return []
+    from otel_llm import instrumentation
+
+    names = None if instrument is True else list(instrument)
+    return instrumentation.instrument_all(
+        names, tracer_provider=tracer_provider, meter_provider=meter_provider
+    )
