@@ -130,3 +130,16 @@ def test_processor_and_observers_never_raise(harness: Harness, caplog: Any) -> N
     assert len(harness.spans()) == 4
     assert sum_of(harness, sc.METRIC_INTERNAL_ERRORS) == 4
     assert sum("observer bug" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_application_error_category_and_severity_survive_the_processor(harness: Harness) -> None:
+    tracer = harness.tracer_provider.get_tracer("another.service.lib")
+    with tracer.start_as_current_span("chat gpt-4o") as span:
+        span.set_attributes({
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o", "error.type": "_OTHER",
+            "otel_llm.error.category": "business_logic", "otel_llm.error.severity": "medium",
+        })
+        span.set_status(Status(StatusCode.ERROR))
+    labels = {sc.OTEL_LLM_ERROR_CATEGORY: "business_logic", sc.OTEL_LLM_ERROR_SEVERITY: "medium"}
+    assert sum_of(harness, sc.METRIC_ERRORS, **labels) == 1

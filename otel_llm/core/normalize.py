@@ -249,6 +249,7 @@ def normalize(
         cost_usd=cost,
         cost_source=source,
         error_category=_text(a.get(sc.OTEL_LLM_ERROR_CATEGORY)),
+        error_severity=_text(a.get(sc.OTEL_LLM_ERROR_SEVERITY)),
     )
 
 

@@ -7,29 +7,34 @@ import re
 REDACTED = "[REDACTED]"
 
 # Order matters: specific key formats first, then the generic key=value and e-mail rules.
+# Every quantifier is bounded or anchored so a scan stays linear on hostile input.
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Authorization headers and bearer/basic tokens
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/]{8,}=*"), r"\1 " + REDACTED),
-    # Provider API keys: OpenAI (sk-, sk-proj-), Anthropic (sk-ant-), Google (AIza), AWS
-    # access keys, GitHub, Slack, Hugging Face, Groq
-    (re.compile(r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_\-]{16,}"), REDACTED),
-    (re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}"), REDACTED),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[^\s,;'\"]{1,4096}"), r"\1 " + REDACTED),
+    # Provider API keys: OpenAI / Anthropic (sk-, sk-proj-, sk-ant-, and the SDKs' masked
+    # echoes such as sk-abc***xyz), Google (AIza), AWS access keys, GitHub, Slack, HF, Groq
+    (re.compile(r"\bsk-[A-Za-z0-9_\-*]{6,4096}"), REDACTED),
+    (re.compile(r"\bAIza[0-9A-Za-z_\-]{30,4096}"), REDACTED),
     (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), REDACTED),
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}"), REDACTED),
-    (re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"), REDACTED),
-    (re.compile(r"\b(?:hf|gsk)_[A-Za-z0-9]{20,}"), REDACTED),
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,4096}"), REDACTED),
+    (re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,4096}"), REDACTED),
+    (re.compile(r"\b(?:hf|gsk)_[A-Za-z0-9]{20,4096}"), REDACTED),
     # JSON Web Tokens
-    (re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"), REDACTED),
-    # password=..., api_key: ..., "secret": "..."
+    (re.compile(r"\beyJ[\w\-]{8,4096}\.[\w\-]{8,4096}\.[\w\-]{8,4096}"), REDACTED),
+    # password=..., api_key: ..., "client_secret": "...": keep the name, drop the value
     (
         re.compile(
-            r"(?i)\b([\w\-]*(?:password|passwd|pwd|secret|api[_\-]?key|access[_\-]?token|"
-            r"auth[_\-]?token|private[_\-]?key)[\w\-]*)(\"?\s*[:=]\s*\"?)([^\s\"',;&]+)"
+            r"(?i)\b([\w\-]{0,32}?(?:password|passwd|pwd|secret|api[_\-]?key|access[_\-]?token"
+            r"|auth[_\-]?token|private[_\-]?key)[\w\-]{0,32})(['\"]?\s{0,3}[:=]\s{0,3}['\"]?)"
+            r"[^\s,;'\"}&]{1,4096}"
         ),
         r"\1\2" + REDACTED,
     ),
-    # e-mail addresses
-    (re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b"), "[EMAIL]"),
+    # e-mail addresses; the look-behind anchors a match at the start of a token
+    (
+        re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}"),
+        "[EMAIL]",
+    ),
 )
 
 

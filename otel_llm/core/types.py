@@ -50,6 +50,7 @@ class LLMCall:
     cost_usd: float | None = None
     cost_source: str | None = None
     error_category: str | None = None
+    error_severity: str | None = None
 
     @property
     def model(self) -> str | None:
