@@ -64,7 +64,13 @@ def _prices(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS: tuple[Callable[[_Subparsers], None], ...] = (_add_prices,)
+def _add_rules(subparsers: _Subparsers) -> None:
+    from otel_llm.alerts import cli as alerts_cli
+
+    alerts_cli.add_parser(subparsers)
+
+
+_COMMANDS: tuple[Callable[[_Subparsers], None], ...] = (_add_prices, _add_rules)
 
 if __name__ == "__main__":
     raise SystemExit(main())

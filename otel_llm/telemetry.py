@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import MeterProvider
@@ -23,6 +23,9 @@ from otel_llm.accounting import Accountant
 from otel_llm.core.pricing import PriceTable
 from otel_llm.processor import LLMSpanProcessor
 
+if TYPE_CHECKING:
+    from otel_llm.alerts import AlertService
+
 logger = logging.getLogger("otel_llm")
 
 
@@ -38,6 +41,7 @@ class Telemetry:
         owned: Sequence[Any],
         instrumentors: Sequence[Any] = (),
         prometheus_server: Any = None,
+        alerts: AlertService | None = None,
     ) -> None:
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
@@ -46,6 +50,8 @@ class Telemetry:
         self.instrumentors = list(instrumentors)
         self._owned = list(owned)
         self._prometheus_server = prometheus_server
+        self.alerts = alerts
+        """In-process alerting: ``alerts.active()``, ``alerts.history()``."""
         self._lock = threading.Lock()
         self._shut = False
 
@@ -73,6 +79,8 @@ class Telemetry:
                 instrumentor.uninstrument()
             except Exception as exc:  # keep shutting the rest down
                 logger.warning("otel-llm: could not uninstrument %r: %r", instrumentor, exc)
+        if self.alerts is not None:
+            self.alerts.shutdown()
         self.force_flush()
         for component in self._owned:
             component.shutdown()
@@ -118,8 +126,10 @@ def configure(
         "prometheus_port",
     )
     table = _price_table(prices)
-    if rules is not None or notifiers is not None:
-        _check_alerting(rules, notifiers)
+    # Imported here: alerting pulls in httpx, which `import otel_llm` alone should not pay for.
+    from otel_llm import alerts
+
+    alerting = alerts.resolve(rules, notifiers)  # a bad rules file raises here, not later
 
     resource = Resource.create({SERVICE_NAME: name})
     owned: list[Any] = []
@@ -138,6 +148,11 @@ def configure(
         _set_global_meter_provider(sdk_meter_provider)
 
     accountant = Accountant(meter_provider=meter_provider, prices=table)
+    alert_service = alerts.AlertService.from_config(
+        alerting, meter_provider=meter_provider, service_name=name,
+        on_error=accountant.internal_error,
+    )
+    accountant.add_observer(alert_service)
     downstream: list[SpanProcessor] = []
     if traces_url is not None:
         downstream.append(BatchSpanProcessor(_span_exporter(proto, traces_url)))
@@ -159,6 +174,7 @@ def configure(
     )
     _runtime.install(runtime)
     instrumentors = _instrument(instrument, tracer_provider, meter_provider)
+    alert_service.start()
     return Telemetry(
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
@@ -166,6 +182,7 @@ def configure(
         owned=owned,
         instrumentors=instrumentors,
         prometheus_server=prometheus_server,
+        alerts=alert_service,
     )
 
 
@@ -174,10 +191,6 @@ def _price_table(prices: str | os.PathLike[str] | PriceTable | None) -> PriceTab
         return prices
     path = prices if prices is not None else config.env(config.ENV_PRICES)
     return PriceTable.from_file(path) if path is not None else PriceTable()
-
-
-def _check_alerting(rules: Any, notifiers: Any) -> None:
-    raise ValueError("rules and notifiers are not supported by this version of otel-llm yet")
 
 
 def _span_exporter(protocol: str, url: str) -> SpanExporter:
