@@ -203,6 +203,10 @@ class Invocation:
         if response_id:
             self._attributes[sc.GEN_AI_RESPONSE_ID] = str(response_id)
 
+    def record_response(self, response: object) -> None:
+        """Copy usage, model, id and finish reasons from an OpenAI/Anthropic-shaped response."""
+        record_response(self, response)
+
     def record_first_chunk(self) -> None:
         """Mark the arrival of the first streamed chunk (time to first chunk)."""
         if self.time_to_first_chunk_s is None and self._start_ns:

@@ -247,3 +247,22 @@ def test_time_to_first_chunk(harness: Harness) -> None:
     attrs = harness.span().attributes or {}
     assert attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] >= 0
     assert count_of(harness, sc.METRIC_TIME_TO_FIRST_CHUNK) == 1
+
+
+def test_record_response_method_reads_a_response_object(harness: Harness) -> None:
+    class Usage:
+        prompt_tokens = 40
+        completion_tokens = 2
+        prompt_tokens_details = None
+
+    class Response:
+        id = "chatcmpl-9"
+        model = "gpt-4o-mini"
+        choices = ()
+        usage = Usage()
+
+    with otel_llm.llm_call("openai", "gpt-4o-mini") as call:
+        call.record_response(Response())
+    attrs = harness.span().attributes or {}
+    assert attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] == 40
+    assert attrs[sc.GEN_AI_RESPONSE_ID] == "chatcmpl-9"
