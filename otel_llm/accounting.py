@@ -30,8 +30,19 @@ class CallObserver(Protocol):
     def observe(self, record: CallRecord) -> None: ...
 
 
+class CallRecorder(Protocol):
+    """Where an accounted call's metrics go: :class:`~otel_llm.metrics.Instruments` (OTel) or
+    the gateway's scrape-time :class:`~otel_llm.prometheus_metrics.PrometheusCallMetrics`."""
+
+    def record(self, record: CallRecord) -> None: ...
+
+
 class Accountant:
-    """Records each call once; also remembers which foreign spans our hooks already accounted."""
+    """Records each call once; also remembers which foreign spans our hooks already accounted.
+
+    ``recorder`` replaces the OpenTelemetry instruments for the per-call metrics (the gateway
+    passes its Prometheus recorder); our own health counters stay on ``meter_provider``.
+    """
 
     def __init__(
         self,
@@ -40,8 +51,10 @@ class Accountant:
         prices: PriceTable | None = None,
         observers: Sequence[CallObserver] = (),
         covered_limit: int = 65536,
+        recorder: CallRecorder | None = None,
     ) -> None:
         self.instruments = Instruments(meter_provider)
+        self._recorder: CallRecorder = recorder if recorder is not None else self.instruments
         self.prices = prices if prices is not None else PriceTable()
         self._observers = list(observers)
         self._covered: OrderedDict[int, None] = OrderedDict()
@@ -59,7 +72,7 @@ class Accountant:
     def account(self, record: CallRecord) -> None:
         """Record one call in metrics and hand it to the observers. Never raises."""
         try:
-            self.instruments.record(record)
+            self._recorder.record(record)
         except Exception as exc:  # our own bug must not reach the user's call
             self.internal_error("metrics", exc)
         for observer in self._observers:

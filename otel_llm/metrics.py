@@ -45,7 +45,7 @@ class Instruments:
             sc.METRIC_RETRIEVAL_DOCUMENTS,
             unit="{document}",
             description="Documents returned by a retrieval.",
-            explicit_bucket_boundaries_advisory=[0, 1, 2, 5, 10, 20, 50, 100],
+            explicit_bucket_boundaries_advisory=list(sc.DOCUMENT_BUCKETS),
         )
         self.unpriced_calls = meter.create_counter(
             sc.METRIC_UNPRICED_CALLS,
@@ -62,12 +62,12 @@ class Instruments:
             unit="{error}",
             description="Failures inside otel-llm itself (the user's call was not affected).",
         )
-        self._label_cache: dict[tuple[str | None, ...], _Labels] = {}
+        self._labels = LabelCache()
 
     def record(self, record: CallRecord) -> None:
         """Record one accounted call. Called exactly once per call."""
         call = record.call
-        labels = self._labels(call)
+        labels = self._labels.get(call)
         if call.duration_s is not None:
             attrs: Attributes = labels.base
             if record.error is not None:
@@ -97,32 +97,48 @@ class Instruments:
                 },
             )
 
-    def _labels(self, call: LLMCall) -> _Labels:
-        # The same few (operation, provider, model) combinations recur on every call: build
-        # their attribute dicts once. Bounded: cleared when a gateway sees too many.
+
+class LabelCache:
+    """Metric attribute dicts per (operation, provider, model, server, project).
+
+    The same few combinations recur on every call: their dicts are built once. Bounded: cleared
+    when a gateway sees too many distinct combinations.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._cache: dict[tuple[str | None, ...], _Labels] = {}
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def get(self, call: LLMCall) -> _Labels:
         key = (call.operation, call.provider, call.request_model, call.response_model,
                call.server_address, call.project)
-        labels = self._label_cache.get(key)
+        labels = self._cache.get(key)
         if labels is None:
-            if len(self._label_cache) >= _LABEL_CACHE_SIZE:
-                self._label_cache.clear()
-            labels = self._label_cache[key] = _Labels.of(call)
+            if len(self._cache) >= self._size:
+                self._cache.clear()
+            labels = self._cache[key] = _Labels.of(call)
         return labels
-
-
-_LABEL_CACHE_SIZE = 4096
 
 
 class _Labels:
     """Metric attributes for one (operation, provider, model, server, project)."""
 
-    __slots__ = ("base", "input", "output", "owner")
+    __slots__ = ("base", "input", "output", "owner", "prometheus")
 
     def __init__(self, base: dict[str, str], owner: dict[str, str]) -> None:
         self.base = base
         self.input = {**base, sc.GEN_AI_TOKEN_TYPE: "input"}
         self.output = {**base, sc.GEN_AI_TOKEN_TYPE: "output"}
         self.owner = owner
+        # The same four as Prometheus label tuples (dots become underscores), for the
+        # scrape-time recorder of the gateway.
+        self.prometheus = tuple(
+            tuple((key.replace(".", "_"), value) for key, value in attrs.items())
+            for attrs in (self.base, self.input, self.output, self.owner)
+        )
 
     @classmethod
     def of(cls, call: LLMCall) -> _Labels:

@@ -37,6 +37,7 @@ from otel_llm.gateway.exporter import Sender
 from otel_llm.gateway.pipeline import Pipeline, build_pipeline
 from otel_llm.gateway.receiver_grpc import GrpcReceiver
 from otel_llm.gateway.receiver_http import HttpServer, bearer_check, otlp_router
+from otel_llm.prometheus_metrics import PrometheusCallMetrics
 
 __all__ = ("Gateway", "check_protobuf_backend")
 
@@ -89,7 +90,15 @@ class Gateway:
             if prices is None:
                 prices = PriceTable.from_file(settings.prices) if settings.prices else PriceTable()
             accountant = Accountant(
-                meter_provider=meter_provider, prices=prices, observers=observers
+                meter_provider=meter_provider,
+                prices=prices,
+                observers=observers,
+                # Per-call metrics aggregated at scrape time: the SDK's per-measurement path
+                # would cost more than everything else the gateway does for a span.
+                recorder=(
+                    PrometheusCallMetrics(self.registry)
+                    if self._owned_provider is not None else None
+                ),
             )
         self.accountant = accountant
         self.pipeline: Pipeline = build_pipeline(
