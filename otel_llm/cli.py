@@ -10,13 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TypeAlias
 
 from otel_llm import config
 from otel_llm.core.pricing import PriceTable, describe
-
-if TYPE_CHECKING:
-    from otel_llm.gateway.service import Gateway
 
 __all__ = ("main",)
 
@@ -76,28 +73,9 @@ def _add_serve(subparsers: _Subparsers) -> None:
 def _serve(args: argparse.Namespace) -> int:
     """The gateway, with the alert evaluator (``--rules``, else the defaults) wired in."""
     from otel_llm.gateway import cli as gateway_cli
+    from otel_llm.serve import wire
 
-    return gateway_cli.run(args, setup=_wire_gateway)
-
-
-def _wire_gateway(gateway: Gateway) -> Callable[[], None]:
-    import dataclasses
-
-    from otel_llm import alerts
-
-    settings = gateway.settings
-    alerting = alerts.resolve(settings.rules)
-    if settings.jaeger_url and not alerting.jaeger_url:
-        alerting = dataclasses.replace(alerting, jaeger_url=settings.jaeger_url)
-    service = alerts.AlertService.from_config(
-        alerting,
-        meter_provider=gateway.meter_provider,
-        service_name=None,
-        on_error=gateway.accountant.internal_error,
-    )
-    gateway.accountant.add_observer(service)
-    service.start()
-    return service.shutdown
+    return gateway_cli.run(args, setup=wire)
 
 
 def _add_rules(subparsers: _Subparsers) -> None:

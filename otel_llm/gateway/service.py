@@ -104,6 +104,8 @@ class Gateway:
         self.pipeline: Pipeline = build_pipeline(
             settings, accountant, meter_provider, sender=sender
         )
+        self.alerts: Any = None
+        """The alert service, when the CLI's wiring added one (``otel_llm.serve.wire``)."""
         self.authorized = bearer_check(settings.token)
         """``authorized(request) -> bool``: the ``--token`` check, for routes others mount."""
         self.app = app if app is not None else FastAPI(title="otel-llm")

@@ -9,8 +9,8 @@ from pathlib import Path
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
-from otel_llm.cli import _wire_gateway
 from otel_llm.gateway import Gateway
+from otel_llm.serve import wire
 from tests.gateway.gateway_support import make_request, make_span, wait_until
 
 RULES = """
@@ -43,14 +43,14 @@ def test_serve_wiring_fires_alerts_from_received_spans(
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
     gateway = make_gateway(rules=str(rules), start=False)
-    cleanup = _wire_gateway(gateway)
+    cleanup = wire(gateway)
     try:
         gateway.start()
         spans = [failing_span() for _ in range(3)]
         with grpc.insecure_channel(f"127.0.0.1:{gateway.grpc.port}") as channel:
             stub = trace_service_pb2_grpc.TraceServiceStub(channel)
             stub.Export(make_request(*spans), timeout=5)  # type: ignore[arg-type]
-        service = gateway.accountant._observers[-1]
+        service = gateway.alerts
         assert wait_until(lambda: any(a.state == "firing" for a in service.active()), timeout=10)
         (alert,) = service.active()
         sent = {s.trace_id.hex() for s in spans}  # type: ignore[attr-defined]
