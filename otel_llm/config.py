@@ -14,6 +14,9 @@ ENV_TRACES_PROTOCOL = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
 ENV_PRICES = "OTEL_LLM_PRICES"
 ENV_RULES = "OTEL_LLM_RULES"
 ENV_PROMETHEUS_PORT = "OTEL_LLM_PROMETHEUS_PORT"
+ENV_PROMETHEUS_HOST = "OTEL_LLM_PROMETHEUS_HOST"
+ENV_TRACES_EXPORTER = "OTEL_TRACES_EXPORTER"
+ENV_METRICS_EXPORTER = "OTEL_METRICS_EXPORTER"
 ENV_PROJECT = "OTEL_LLM_PROJECT_ID"
 
 PROTOCOLS = ("grpc", "http/protobuf")
@@ -29,6 +32,11 @@ def first(*values: str | None) -> str | None:
 
 def env(name: str) -> str | None:
     return first(os.environ.get(name))
+
+
+def exporter_off(name: str) -> bool:
+    """True when ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER`` says ``none``."""
+    return (env(name) or "").lower() == "none"
 
 
 def resolve_protocol(protocol: str | None, endpoint: str | None) -> str:

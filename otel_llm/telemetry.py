@@ -121,6 +121,11 @@ def configure(
     metrics_url = config.env(config.ENV_METRICS_ENDPOINT) if endpoint is None else None
     if metrics_url is None and base is not None:
         metrics_url = config.signal_endpoint(base, proto, "/v1/metrics")
+    # OTEL_{TRACES,METRICS}_EXPORTER=none switches one signal's OTLP export off, as in the SDK.
+    if config.exporter_off(config.ENV_TRACES_EXPORTER):
+        traces_url = None
+    if config.exporter_off(config.ENV_METRICS_EXPORTER):
+        metrics_url = None
     port = config.resolve_port(
         prometheus_port if prometheus_port is not None else config.env(config.ENV_PROMETHEUS_PORT),
         "prometheus_port",
@@ -223,7 +228,9 @@ def _prometheus(port: int) -> tuple[MetricReader, Any]:
 
     registry = CollectorRegistry()
     reader = PrometheusMetricReader(registry=registry)
-    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    # Loopback unless told otherwise (e.g. OTEL_LLM_PROMETHEUS_HOST=0.0.0.0 in a container).
+    host = config.env(config.ENV_PROMETHEUS_HOST) or "127.0.0.1"
+    server, _thread = start_http_server(port, addr=host, registry=registry)
     return reader, server
 
 

@@ -19,7 +19,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
                  "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
                  "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_SERVICE_NAME",
-                 "OTEL_LLM_PROMETHEUS_PORT", "OTEL_LLM_PRICES"):
+                 "OTEL_LLM_PROMETHEUS_PORT", "OTEL_LLM_PRICES", "OTEL_TRACES_EXPORTER",
+                 "OTEL_METRICS_EXPORTER", "OTEL_LLM_PROMETHEUS_HOST"):
         monkeypatch.delenv(name, raising=False)
     yield
     _runtime.install(None)
@@ -129,3 +130,20 @@ def test_public_api_is_curated() -> None:
     }
     for name in otel_llm.__all__:
         assert getattr(otel_llm, name) is not None
+
+
+def test_exporter_none_switches_one_signal_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    sink = HttpSink()
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    tracer_provider = TracerProvider()
+    tel = otel_llm.configure(endpoint=sink.endpoint, protocol="http/protobuf", instrument=False,
+                             tracer_provider=tracer_provider, meter_provider=MeterProvider())
+    try:
+        with otel_llm.llm_call("openai", "gpt-4o") as call:
+            call.record_usage(input_tokens=1, output_tokens=1)
+        tel.force_flush()
+        assert sink.wait_for(1, timeout=0.5) == []
+    finally:
+        tel.shutdown()
+        tracer_provider.shutdown()
+        sink.close()
