@@ -30,6 +30,22 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         r"\1\2" + REDACTED,
     ),
+    # token=..., refresh_token: ..., "Authorization": "...": only names that *end* in token or
+    # authorization (the separator must follow at once), so that usage figures such as
+    # input_tokens=12 or token_count=3 stay readable; the name before it is left as it is
+    (
+        re.compile(
+            r"(?i)(token|authorization)(['\"]?\s{0,3}[:=]\s{0,3}['\"]?)"
+            r"(?!(?:bearer|basic)\s)[^\s,;'\"}&]{1,4096}"
+        ),
+        r"\1\2" + REDACTED,
+    ),
+    # credentials in URLs (postgresql://user:password@host/db): keep the user, drop the password;
+    # before the e-mail rule, which would otherwise take "password@host.tld" for an address
+    (
+        re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{0,31}://[^\s:/@]{0,256}:)[^\s@/]{1,1024}@"),
+        r"\1" + REDACTED + "@",
+    ),
     # e-mail addresses; the look-behind anchors a match at the start of a token
     (
         re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}"),
@@ -38,8 +54,15 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+_MARGIN = 512
+
+
 def redact(text: str, max_length: int | None = None) -> str:
     """Return ``text`` with secrets and e-mail addresses replaced, cut to ``max_length``."""
+    if max_length is not None and len(text) > max_length + _MARGIN:
+        # Scan only what is kept (plus a margin, so a secret straddling the cut is still seen
+        # whole): redaction time stays bounded by the cap, not by the input.
+        text = text[: max_length + _MARGIN]
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     if max_length is not None and len(text) > max_length:
