@@ -178,7 +178,7 @@ def configure(
         tracer_provider=tracer_provider, accountant=accountant, capture_content=capture_content
     )
     _runtime.install(runtime)
-    instrumentors = _instrument(instrument, tracer_provider, meter_provider)
+    instrumentors = _instrument(instrument, runtime)
     alert_service.start()
     return Telemetry(
         tracer_provider=tracer_provider,
@@ -256,15 +256,12 @@ def _set_global_meter_provider(provider: SDKMeterProvider) -> None:
         )
 
 
-def _instrument(
-    instrument: bool | Sequence[str], tracer_provider: TracerProvider,
-    meter_provider: MeterProvider,
-) -> list[Any]:
+def _instrument(instrument: bool | Sequence[str], runtime: _runtime.Runtime) -> list[Any]:
     if instrument is False:
         return []
     from otel_llm import instrumentation
 
     names = None if instrument is True else list(instrument)
-    return instrumentation.instrument_all(
-        names, tracer_provider=tracer_provider, meter_provider=meter_provider
-    )
+    # The instrumentors write through this configure()'s runtime: same tracer, same accountant
+    # (prices, observers, and the processor's record of which spans were already accounted).
+    return instrumentation.instrument_all(names, runtime=runtime)

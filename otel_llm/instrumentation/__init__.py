@@ -11,7 +11,10 @@ from typing import Any
 logger = logging.getLogger("otel_llm")
 
 # name → (module that must be importable, "otel_llm module:Instrumentor class")
-INSTRUMENTORS: Mapping[str, tuple[str, str]] = {}
+INSTRUMENTORS: Mapping[str, tuple[str, str]] = {
+    "openai": ("openai", "otel_llm.instrumentation.openai:OpenAIInstrumentor"),
+    "anthropic": ("anthropic", "otel_llm.instrumentation.anthropic:AnthropicInstrumentor"),
+}
 
 
 def instrument_all(

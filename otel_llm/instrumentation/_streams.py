@@ -1,0 +1,185 @@
+"""Transparent wrappers around the streams the SDKs return (sync and async, openai and anthropic).
+
+The wrapper is a :class:`wrapt.ObjectProxy`: ``isinstance(stream, openai.Stream)`` still holds,
+attributes (``response``, ``_observer``, …) reach the SDK's stream, and the SDKs' helpers that
+consume a raw stream (``ChatCompletionStream``, anthropic's ``MessageStream`` with
+``text_stream``, ``get_final_message()``, ``until_done()``) iterate through the wrapper.
+
+Contract: the invocation ends exactly once — when the stream is exhausted, raises midway,
+is closed, its ``with`` block exits, or the wrapper is garbage-collected unconsumed (a
+``weakref.finalize``); a ``break`` out of the loop ends it at the next of those. The
+provider-specific :class:`StreamState` sees every chunk and may hide one from the user (the
+usage-only chunk that we requested on the user's behalf).
+"""
+
+from __future__ import annotations
+
+import weakref
+from types import TracebackType
+from typing import Any
+
+import wrapt
+
+from otel_llm.hooks import Invocation
+
+
+class StreamState:
+    """What one stream accumulates; subclasses map their provider's chunks.
+
+    :meth:`observe` runs for every chunk on the user's iteration path: it must be cheap and
+    returns whether the chunk is handed to the user. :meth:`complete` moves what was
+    accumulated into the invocation just before it finishes.
+    """
+
+    __slots__ = ("done", "first", "invocation", "observing")
+
+    def __init__(self, invocation: Invocation) -> None:
+        self.invocation = invocation
+        self.first = True
+        self.done = False
+        self.observing = True
+
+    def observe(self, chunk: Any) -> bool:
+        return True
+
+    def complete(self) -> None:
+        """Record the accumulated response (usage, model, finish reasons, content)."""
+
+    def failed(self, exc: Exception) -> None:
+        """Our :meth:`observe` raised: count it once and stop observing this stream."""
+        self.observing = False
+        self.invocation._runtime.accountant.internal_error("stream.observe", exc)
+
+    def end(self, exc: BaseException | None = None) -> None:
+        """Finish the invocation once, with what the stream delivered so far."""
+        if self.done:
+            return
+        self.done = True
+        try:
+            self.complete()
+        except Exception as internal:  # keep the accounting even if the mapping failed
+            self.invocation._runtime.accountant.internal_error("stream.complete", internal)
+        self.invocation.finish(exc)
+
+
+class SyncStream(wrapt.ObjectProxy[Any]):
+    """A sync SDK stream whose chunks a :class:`StreamState` observes (see the module doc)."""
+
+    def __init__(self, stream: Any, state: StreamState) -> None:
+        super().__init__(stream)
+        self._self_state = state
+        self._self_iterator: Any = None
+        # Holds the state, not the proxy: ends the invocation if the proxy is dropped.
+        self._self_finalizer = weakref.finalize(self, state.end)
+
+    def __iter__(self) -> SyncStream:
+        return self
+
+    def __next__(self) -> Any:
+        iterator = self._self_iterator
+        if iterator is None:
+            iterator = self._self_iterator = iter(self.__wrapped__)
+        state = self._self_state
+        while True:
+            try:
+                chunk = next(iterator)
+            except StopIteration:
+                state.end()
+                raise
+            except BaseException as exc:
+                state.end(exc)
+                raise
+            if not state.observing:
+                return chunk
+            try:
+                if state.observe(chunk):
+                    return chunk
+            except Exception as exc:  # our mapping must never break the user's iteration
+                state.failed(exc)
+                return chunk
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_state.end()
+
+    def __enter__(self) -> SyncStream:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Any:
+        # An exception raised by the user's own code inside the block is not the call's error.
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            self._self_state.end()
+
+
+class AsyncStream(wrapt.ObjectProxy[Any]):
+    """An async SDK stream whose chunks a :class:`StreamState` observes (see the module doc)."""
+
+    def __init__(self, stream: Any, state: StreamState) -> None:
+        super().__init__(stream)
+        self._self_state = state
+        self._self_iterator: Any = None
+        self._self_finalizer = weakref.finalize(self, state.end)
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        iterator = self._self_iterator
+        if iterator is None:
+            iterator = self._self_iterator = self.__wrapped__.__aiter__()
+        state = self._self_state
+        while True:
+            try:
+                chunk = await iterator.__anext__()
+            except StopAsyncIteration:
+                state.end()
+                raise
+            except BaseException as exc:
+                state.end(exc)
+                raise
+            if not state.observing:
+                return chunk
+            try:
+                if state.observe(chunk):
+                    return chunk
+            except Exception as exc:  # our mapping must never break the user's iteration
+                state.failed(exc)
+                return chunk
+
+    async def close(self) -> None:
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_state.end()
+
+    async def aclose(self) -> None:
+        wrapped = self.__wrapped__
+        try:
+            await (wrapped.aclose() if hasattr(wrapped, "aclose") else wrapped.close())
+        finally:
+            self._self_state.end()
+
+    async def __aenter__(self) -> AsyncStream:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            self._self_state.end()
