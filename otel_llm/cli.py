@@ -78,13 +78,21 @@ def _serve(args: argparse.Namespace) -> int:
     return gateway_cli.run(args, setup=wire)
 
 
+def _add_demo(subparsers: _Subparsers) -> None:
+    from otel_llm import demo
+
+    demo.add_parser(subparsers)
+
+
 def _add_rules(subparsers: _Subparsers) -> None:
     from otel_llm.alerts import cli as alerts_cli
 
     alerts_cli.add_parser(subparsers)
 
 
-_COMMANDS: tuple[Callable[[_Subparsers], None], ...] = (_add_prices, _add_serve, _add_rules)
+_COMMANDS: tuple[Callable[[_Subparsers], None], ...] = (
+    _add_prices, _add_serve, _add_demo, _add_rules,
+)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -57,6 +57,7 @@ _REQUEST_PARAMS: Mapping[str, str] = {
 }
 _TOKEN_LIMIT = 10**12
 _MISSING = object()
+_I = TypeVar("_I", bound="Invocation")
 
 
 class Invocation:
@@ -133,7 +134,7 @@ class Invocation:
             otel_context.detach(self._token)  # type: ignore[arg-type]
             self._token = None
 
-    def __enter__(self) -> Invocation:
+    def __enter__(self: _I) -> _I:
         self.start()
         self.activate()
         return self
@@ -147,7 +148,7 @@ class Invocation:
         self.deactivate()
         self.finish(exc)
 
-    async def __aenter__(self) -> Invocation:
+    async def __aenter__(self: _I) -> _I:
         return self.__enter__()
 
     async def __aexit__(
