@@ -53,6 +53,7 @@ class Accountant:
         covered_limit: int = 65536,
         recorder: CallRecorder | None = None,
     ) -> None:
+        self.meter_provider = meter_provider
         self.instruments = Instruments(meter_provider)
         self._recorder: CallRecorder = recorder if recorder is not None else self.instruments
         self.prices = prices if prices is not None else PriceTable()

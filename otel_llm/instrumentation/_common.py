@@ -24,7 +24,6 @@ from otel_llm import semconv as sc
 from otel_llm.accounting import Accountant
 from otel_llm.core.usage import usage_from_response
 from otel_llm.hooks import Invocation
-from otel_llm.metrics import Instruments
 from otel_llm.version import __version__
 
 ENV_OPENAI_INCLUDE_USAGE = "OTEL_LLM_OPENAI_INCLUDE_USAGE"
@@ -80,11 +79,8 @@ def _derived_runtime(tracer_provider: Any, meter_provider: Any,
                      capture: bool | None) -> _runtime.Runtime:
     current = _runtime.current()
     accountant = current.accountant
-    # The SDK hands out one instrument per (meter provider, name): the same object means the
-    # installed accountant already records to this meter provider.
-    if meter_provider is not None and (
-        Instruments(meter_provider).cost is not accountant.instruments.cost
-    ):
+    # The installed accountant already records to this meter provider: share it.
+    if meter_provider is not None and meter_provider is not accountant.meter_provider:
         accountant = Accountant(meter_provider=meter_provider, prices=accountant.prices)
     tracer = (trace.get_tracer(_runtime.TRACER_NAME, __version__, tracer_provider)
               if tracer_provider is not None else current.tracer)
