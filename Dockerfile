@@ -43,7 +43,7 @@ EXPOSE 4317 4318
 
 # For `serve`: /metrics is served on the HTTP port without the token.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:4318/metrics', timeout=4)"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:4318/health/ready', timeout=4)"]
 
 ENTRYPOINT ["otel-llm"]
 CMD ["serve"]

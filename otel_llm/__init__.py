@@ -16,6 +16,7 @@ from otel_llm.core.exceptions import (
     VectorDatabaseError,
 )
 from otel_llm.core.types import CallRecord, Cost, ErrorInfo, LLMCall
+from otel_llm.feedback import FeedbackResult, record_feedback
 from otel_llm.hooks import (
     Invocation,
     embedding,
@@ -43,6 +44,9 @@ __all__ = [
     "rag_pipeline",
     "trace_llm",
     "Invocation",
+    # RAG quality
+    "record_feedback",
+    "FeedbackResult",
     # values
     "LLMCall",
     "Cost",

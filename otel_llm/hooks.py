@@ -57,6 +57,7 @@ _REQUEST_PARAMS: Mapping[str, str] = {
 }
 _TOKEN_LIMIT = 10**12
 _MISSING = object()
+_MAX_DOCUMENT_IDS = 100
 _I = TypeVar("_I", bound="Invocation")
 
 
@@ -92,6 +93,7 @@ class Invocation:
         self.reasoning_tokens = 0
         self.time_to_first_chunk_s: float | None = None
         self.documents: int | None = None
+        self.document_ids: tuple[str, ...] = ()
         self.error: ErrorInfo | None = None
         self._name = name or (f"{operation} {self.request_model}" if self.request_model
                               else operation)
@@ -265,6 +267,7 @@ class Invocation:
             server_address=_str_or_none(self._attributes.get(sc.SERVER_ADDRESS)),
             data_source=_str_or_none(self._attributes.get(sc.GEN_AI_DATA_SOURCE_ID)),
             retrieval_documents=self.documents,
+            document_ids=self.document_ids,
         )
         assessment = assess(call, self._runtime.accountant.prices, self.error)
         span = self.span
@@ -387,6 +390,8 @@ class Retrieval(Invocation):
             docs = list(documents)
             scores = [float(s) for _, s in docs if isinstance(s, int | float)]
             self.documents = len(docs)
+            # Kept for RAG feedback (precision/recall against what was retrieved), not exported.
+            self.document_ids = tuple(str(doc_id) for doc_id, _ in docs[:_MAX_DOCUMENT_IDS])
             self._attributes[sc.OTEL_LLM_RETRIEVAL_DOCUMENTS_COUNT] = len(docs)
             finite = [s for s in scores if math.isfinite(s)]
             if finite:

@@ -21,6 +21,7 @@ from opentelemetry.trace import TracerProvider
 from otel_llm import _runtime, config
 from otel_llm.accounting import Accountant
 from otel_llm.core.pricing import PriceTable
+from otel_llm.feedback import FeedbackRecorder, RetrievalIndex, install_recorder
 from otel_llm.processor import LLMSpanProcessor
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ class Telemetry:
             self._prometheus_server.server_close()
         if _runtime._current is self.runtime:
             _runtime.install(None)
+            install_recorder(None)
 
 
 def configure(
@@ -178,6 +180,12 @@ def configure(
         tracer_provider=tracer_provider, accountant=accountant, capture_content=capture_content
     )
     _runtime.install(runtime)
+    # record_feedback() scores a trace against what its retrieval returned: remember recent
+    # retrievals (bounded) from the accounting path.
+    retrievals = RetrievalIndex()
+    accountant.add_observer(retrievals)
+    install_recorder(FeedbackRecorder([retrievals], tracer_provider=tracer_provider,
+                                      meter_provider=meter_provider))
     instrumentors = _instrument(instrument, runtime)
     alert_service.start()
     return Telemetry(

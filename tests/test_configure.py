@@ -126,7 +126,7 @@ def test_public_api_is_curated() -> None:
         "ErrorInfo", "CallRecord", "CategorizedError", "ValidationError", "AuthenticationError",
         "AuthorizationError", "NotFoundError", "BusinessLogicError", "ExternalServiceError",
         "EmbeddingServiceError", "VectorDatabaseError", "LLMServiceError", "RateLimitError",
-        "ResourceExhaustedError", "InternalError",
+        "ResourceExhaustedError", "InternalError", "record_feedback", "FeedbackResult",
     }
     for name in otel_llm.__all__:
         assert getattr(otel_llm, name) is not None

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from otel_llm.demo.workload import fault_for
 
@@ -17,11 +18,12 @@ def test_faults_are_deterministic_and_a_minority() -> None:
     assert 0.1 < sum(f is not None for f in faults) / len(faults) < 0.3
 
 
-def test_demo_runs_to_a_summary_with_cost_and_a_fired_alert() -> None:
+def test_demo_runs_to_a_summary_with_cost_and_a_fired_alert(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OPENAI_"))}
     done = subprocess.run(
         [sys.executable, "-m", "otel_llm.cli", "demo", "--duration", "10", "--rate", "6"],
         capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL,
+        cwd=tmp_path,  # the embedded gateway's call store (otel-llm.db) lands here
     )
     out = done.stdout
     assert done.returncode == 0, done.stderr[-3000:]
@@ -34,3 +36,8 @@ def test_demo_runs_to_a_summary_with_cost_and_a_fired_alert() -> None:
     assert "alerts that fired:" in out
     assert re.search(r"trace [0-9a-f]{32}", out)
     assert "sk-demo" not in out + done.stderr  # the API key never shows
+    # The embedded gateway's store, read back through its API, holds the run's calls.
+    recorded = re.search(r"the gateway recorded (\d+) calls, \$([\d.]+)", out)
+    assert recorded is not None, out
+    assert int(recorded[1]) > 100 and float(recorded[2]) > 0
+    assert (tmp_path / "otel-llm.db").exists()

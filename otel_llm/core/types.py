@@ -46,6 +46,8 @@ class LLMCall:
     server_address: str | None = None
     data_source: str | None = None
     retrieval_documents: int | None = None
+    document_ids: tuple[str, ...] = ()
+    """Ids of the retrieved documents in rank order (retrievals; empty when unknown)."""
     # Cost / category already present on the span (set by us or by another tool).
     cost_usd: float | None = None
     cost_source: str | None = None

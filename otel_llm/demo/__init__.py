@@ -229,6 +229,12 @@ class _Demo:
                     say(f"      trace {trace_id}")
         else:
             say("no alert fired")
+        if gateway is not None:
+            recorded = _recorded(f"http://{gateway.http.address}")
+            if recorded is not None:
+                say("")
+                say(f"the gateway recorded {recorded['total_calls']} calls, "
+                    f"${recorded['total_cost_usd']:.5f} (GET /api/v1/metrics/summary)")
         say("")
         say("where to look:")
         if gateway is not None:
@@ -242,3 +248,24 @@ def _fired(service: Any) -> list[Any]:
     if service is None:
         return []
     return [a for a in [*service.active(), *service.history()] if a.fired_at is not None]
+
+
+def _recorded(base_url: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
+    """The gateway API's summary once the store has written the run (it writes in batches)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    summary: dict[str, Any] | None = None
+    with httpx.Client(base_url=base_url, timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            try:
+                response = client.get("/api/v1/metrics/summary", params={"days": 1})
+            except httpx.HTTPError:
+                return None
+            if response.status_code != 200:
+                return None
+            summary = response.json()
+            if summary and summary.get("total_calls"):
+                return summary
+            time.sleep(0.25)
+    return summary

@@ -38,6 +38,7 @@ class GatewaySettings:
     forward: str | None = None
     forward_protocol: str = "grpc"
     db: str | None = "sqlite:///otel-llm.db"
+    retention_days: float | None = None
     rules: str | None = None
     prices: str | None = None
     token: str | None = field(default=None, repr=False)  # a secret: never in repr or logs
@@ -63,6 +64,8 @@ class GatewaySettings:
     """Seconds a client is told to wait when the queue is full."""
 
     def __post_init__(self) -> None:
+        if self.retention_days is not None and not self.retention_days > 0:
+            raise ValueError(f"--retention-days must be > 0, got {self.retention_days}")
         for name in ("grpc_port", "http_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
@@ -197,6 +200,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
     ),
     Option("forward_protocol", _str, "grpc (default) or http/protobuf", "PROTOCOL"),
     Option("db", _str, "call store URL (default sqlite:///otel-llm.db)", "URL"),
+    Option("retention_days", _float, "delete stored calls older than this many days", "DAYS"),
     Option("rules", _str, "alert rules YAML file", "PATH"),
     Option("prices", _str, "YAML file of price overrides and aliases", "PATH"),
     Option("token", _str, "bearer token required on the receivers and the API", "TOKEN"),

@@ -175,6 +175,11 @@ class Forwarder:
                 detail,
             )
 
+    @property
+    def failing(self) -> bool:
+        """True while the downstream is refusing or unreachable (for health checks)."""
+        return self._failing
+
     def _set_failing(self, failing: bool, detail: str) -> None:
         # One line when the downstream goes away and one when it is back, not one per retry.
         with self._lock:

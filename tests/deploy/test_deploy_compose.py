@@ -137,7 +137,7 @@ def test_probes_hit_the_ports_each_service_serves() -> None:
     probes = {name: " ".join(s["healthcheck"]["test"]) for name, s in stack.items()
               if not s["healthcheck"].get("disable")}
     assert "127.0.0.1:13133/status" in probes["jaeger"]        # Jaeger v2 healthcheckv2
-    assert "127.0.0.1:4318/metrics" in probes["otel-llm"]
+    assert "127.0.0.1:4318/health/ready" in probes["otel-llm"]
     assert "127.0.0.1:9090/-/healthy" in probes["prometheus"]
     assert "127.0.0.1:9093/-/healthy" in probes["alertmanager"]
     assert "127.0.0.1:3000/api/health" in probes["grafana"]
