@@ -43,6 +43,7 @@ class Telemetry:
         instrumentors: Sequence[Any] = (),
         prometheus_server: Any = None,
         alerts: AlertService | None = None,
+        log_handler: logging.Handler | None = None,
     ) -> None:
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
@@ -51,6 +52,7 @@ class Telemetry:
         self.instrumentors = list(instrumentors)
         self._owned = list(owned)
         self._prometheus_server = prometheus_server
+        self._log_handler = log_handler
         self.alerts = alerts
         """In-process alerting: ``alerts.active()``, ``alerts.history()``."""
         self._lock = threading.Lock()
@@ -82,6 +84,8 @@ class Telemetry:
                 logger.warning("otel-llm: could not uninstrument %r: %r", instrumentor, exc)
         if self.alerts is not None:
             self.alerts.shutdown()
+        if self._log_handler is not None:  # before its provider shuts down
+            logging.getLogger().removeHandler(self._log_handler)
         self.force_flush()
         for component in self._owned:
             component.shutdown()
@@ -123,6 +127,13 @@ def configure(
     metrics_url = config.env(config.ENV_METRICS_ENDPOINT) if endpoint is None else None
     if metrics_url is None and base is not None:
         metrics_url = config.signal_endpoint(base, proto, "/v1/metrics")
+    # Logs are opt-in (OTEL_LOGS_EXPORTER=otlp): a library should not capture an app's logs
+    # unasked.
+    logs_url = None
+    if (config.env(config.ENV_LOGS_EXPORTER) or "").lower() == "otlp":
+        logs_url = config.env(config.ENV_LOGS_ENDPOINT) if endpoint is None else None
+        if logs_url is None and base is not None:
+            logs_url = config.signal_endpoint(base, proto, "/v1/logs")
     # OTEL_{TRACES,METRICS}_EXPORTER=none switches one signal's OTLP export off, as in the SDK.
     if config.exporter_off(config.ENV_TRACES_EXPORTER):
         traces_url = None
@@ -176,6 +187,11 @@ def configure(
             raise ValueError("tracer_provider must be an SDK TracerProvider to add an exporter")
         add(processor)
 
+    log_handler = None
+    if logs_url is not None:
+        logger_provider, log_handler = _otlp_logs(proto, logs_url, resource)
+        owned.append(logger_provider)
+
     runtime = _runtime.Runtime.create(
         tracer_provider=tracer_provider, accountant=accountant, capture_content=capture_content
     )
@@ -196,6 +212,7 @@ def configure(
         instrumentors=instrumentors,
         prometheus_server=prometheus_server,
         alerts=alert_service,
+        log_handler=log_handler,
     )
 
 
@@ -228,6 +245,28 @@ def _metric_exporter(protocol: str, url: str) -> Any:
     )
 
     return HTTPMetricExporter(endpoint=url)
+
+
+def _otlp_logs(protocol: str, url: str, resource: Resource) -> tuple[Any, logging.Handler]:
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+    from otel_llm.logging import add_otlp_handler
+
+    exporter: Any
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+        exporter = OTLPLogExporter(endpoint=url, insecure=url.startswith("http://"))
+    else:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import (
+            OTLPLogExporter as HTTPLogExporter,
+        )
+
+        exporter = HTTPLogExporter(endpoint=url)
+    provider = LoggerProvider(resource=resource)
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    return provider, add_otlp_handler(provider)
 
 
 def _prometheus(port: int) -> tuple[MetricReader, Any]:

@@ -82,11 +82,13 @@ class GrpcSink(Sink):
 class HttpSink(Sink):
     def __init__(self) -> None:
         super().__init__()
+        self.bodies: list[tuple[str, bytes]] = []  # every POST: (path, raw body)
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                sink.bodies.append((self.path, body))
                 if self.path == "/v1/traces":
                     request = trace_service_pb2.ExportTraceServiceRequest()
                     request.ParseFromString(body)

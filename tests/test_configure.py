@@ -20,7 +20,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
                  "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
                  "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_SERVICE_NAME",
                  "OTEL_LLM_PROMETHEUS_PORT", "OTEL_LLM_PRICES", "OTEL_TRACES_EXPORTER",
-                 "OTEL_METRICS_EXPORTER", "OTEL_LLM_PROMETHEUS_HOST"):
+                 "OTEL_METRICS_EXPORTER", "OTEL_LLM_PROMETHEUS_HOST", "OTEL_LOGS_EXPORTER"):
         monkeypatch.delenv(name, raising=False)
     yield
     _runtime.install(None)
@@ -147,3 +147,31 @@ def test_exporter_none_switches_one_signal_off(monkeypatch: pytest.MonkeyPatch) 
         tel.shutdown()
         tracer_provider.shutdown()
         sink.close()
+
+
+def test_logs_export_is_opt_in_and_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+    import time
+
+    sink = HttpSink()
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "otlp")
+    handlers_before = list(logging.getLogger().handlers)
+    tracer_provider = TracerProvider()
+    tel = otel_llm.configure(endpoint=sink.endpoint, protocol="http/protobuf", instrument=False,
+                             tracer_provider=tracer_provider, meter_provider=MeterProvider())
+    try:
+        logging.getLogger("rag-api").warning("login failed password=hunter2 for bob@example.com")
+        tel.force_flush()
+        for provider in tel._owned:  # the LoggerProvider configure() created
+            provider.force_flush()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(p == "/v1/logs" for p, _ in sink.bodies):
+            time.sleep(0.05)
+        logs = b"".join(body for path, body in sink.bodies if path == "/v1/logs")
+        assert b"login failed" in logs
+        assert b"hunter2" not in logs and b"bob@example.com" not in logs
+    finally:
+        tel.shutdown()
+        tracer_provider.shutdown()
+        sink.close()
+    assert logging.getLogger().handlers == handlers_before  # shutdown removed our handler

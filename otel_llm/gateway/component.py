@@ -114,3 +114,8 @@ class InvalidRequest(PermanentError):
     def __init__(self, message: str, *, reason: str, http_status: int = 400) -> None:
         super().__init__(message, reason=reason)
         self.http_status = http_status
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port`` as a listener prints it (IPv6 hosts in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -30,6 +30,7 @@ from otel_llm.gateway.component import (
     PermanentError,
     RetryableError,
     Signal,
+    host_port,
 )
 from otel_llm.gateway.exporter import GRPC_METHODS
 from otel_llm.gateway.intake import Intake
@@ -74,8 +75,7 @@ class GrpcReceiver:
 
     @property
     def address(self) -> str:
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"{host}:{self.port if self.port is not None else self._requested_port}"
+        return host_port(self._host, self.port if self.port is not None else self._requested_port)
 
     def start(self) -> None:
         if self._server is not None or self._stopped:

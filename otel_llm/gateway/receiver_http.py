@@ -38,6 +38,7 @@ from otel_llm.gateway.component import (
     PermanentError,
     RetryableError,
     Signal,
+    host_port,
 )
 from otel_llm.gateway.exporter import HTTP_PATHS
 from otel_llm.gateway.intake import Intake
@@ -264,8 +265,7 @@ class HttpServer:
 
     @property
     def address(self) -> str:
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"{host}:{self.port if self.port is not None else self._requested_port}"
+        return host_port(self._host, self.port if self.port is not None else self._requested_port)
 
     def start(self) -> None:
         if self._server is not None or self._stopped:
