@@ -105,7 +105,7 @@ class RetrievalIndex:
     """A bounded in-memory :class:`DocumentSource`: the last ``max_traces`` traces' retrievals.
 
     As a :class:`~otel_llm.accounting.CallObserver` it remembers retrieval calls that carry
-    document ids (``LLMCall.document_ids``, when present); :meth:`remember` adds one directly.
+    document ids (``LLMCall.document_ids``); :meth:`remember` adds one directly.
     """
 
     def __init__(self, max_traces: int = 10_000) -> None:
@@ -116,7 +116,7 @@ class RetrievalIndex:
         self._lock = threading.Lock()
 
     def observe(self, record: CallRecord) -> None:
-        ids = getattr(record.call, "document_ids", None)
+        ids = record.call.document_ids
         if record.trace_id and ids and record.call.operation == sc.OP_RETRIEVAL:
             self.remember(record.trace_id, record.span_id, ids, record.call.data_source,
                           record.call.project)

@@ -214,9 +214,7 @@ def to_row(record: CallRecord) -> dict[str, Any]:
     call = record.call
     cost = record.cost
     error = record.error
-    # ``document_ids`` is the proposed LLMCall field (retrieved ids in rank order); read it
-    # defensively so the store works before and after it exists.
-    ids = getattr(call, "document_ids", None) or ()
+    ids = call.document_ids  # retrieved ids in rank order (retrievals only)
     documents = (
         json.dumps([str(i)[:255] for i in list(ids)[:MAX_DOCUMENT_IDS]])
         if ids and call.operation == sc.OP_RETRIEVAL
