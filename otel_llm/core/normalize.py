@@ -246,6 +246,7 @@ def normalize(
         server_address=_text(a.get(sc.SERVER_ADDRESS)),
         data_source=_first(a, _DATA_SOURCE_KEYS, _text),
         retrieval_documents=_documents(a, operation),
+        document_ids=_document_ids(a, operation),
         cost_usd=cost,
         cost_source=source,
         error_category=_text(a.get(sc.OTEL_LLM_ERROR_CATEGORY)),
@@ -343,6 +344,23 @@ def _documents(a: Mapping[str, object], operation: str) -> int | None:
             if 0 < len(index) < 7 and index.isascii() and index.isdigit():
                 highest = max(highest, int(index))
     return highest + 1 if highest >= 0 else None
+
+
+def _document_ids(a: Mapping[str, object], operation: str) -> tuple[str, ...]:
+    """OpenInference's ``retrieval.documents.N.document.id`` in rank order (for RAG feedback)."""
+    if operation != sc.OP_RETRIEVAL:
+        return ()
+    prefix = _DOCUMENT_LIST_PREFIXES[sc.OP_RETRIEVAL]
+    found: dict[int, str] = {}
+    for key, value in a.items():
+        if isinstance(key, str) and key.startswith(prefix) and key.endswith(".document.id"):
+            index = key[len(prefix):-len(".document.id")]
+            if 0 < len(index) < 4 and index.isascii() and index.isdigit():
+                text = (str(value) if isinstance(value, int) and not isinstance(value, bool)
+                        else _text(value))
+                if text:
+                    found[int(index)] = text
+    return tuple(found[i] for i in sorted(found))
 
 
 def _provider(a: Mapping[str, object]) -> str | None:

@@ -770,3 +770,17 @@ def test_never_raises_and_counts_stay_valid(
     for amount in (call.duration_s, call.time_to_first_chunk_s, call.cost_usd):
         assert amount is None or (math.isfinite(amount) and amount >= 0)
     assert call.is_error or not status_is_error
+
+
+def test_openinference_retrieved_document_ids_in_rank_order() -> None:
+    call = normalize({
+        "openinference.span.kind": "RETRIEVER",
+        "retrieval.documents.1.document.id": "kb-7",
+        "retrieval.documents.0.document.id": "kb-2",
+        "retrieval.documents.0.document.score": 0.9,
+        "retrieval.documents.2.document.id": 42,
+    })
+    assert call is not None
+    assert call.operation == "retrieval"
+    assert call.document_ids == ("kb-2", "kb-7", "42")
+    assert call.retrieval_documents == 3
