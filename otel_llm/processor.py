@@ -12,7 +12,7 @@ from otel_llm.accounting import Accountant
 from otel_llm.core.enrich import assess
 from otel_llm.core.normalize import is_genai, normalize
 from otel_llm.core.types import CallRecord
-from otel_llm.hooks import ACCOUNTED_KEY
+from otel_llm.invocation import ACCOUNTED_KEY
 
 
 class LLMSpanProcessor(SpanProcessor):

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from otel_llm import _runtime
-from otel_llm.hooks import Invocation
 from otel_llm.instrumentation._common import (
     Settings,
     Wrapper,
@@ -23,6 +22,7 @@ from otel_llm.instrumentation._common import (
     internal_error,
 )
 from otel_llm.instrumentation._streams import AsyncStream, StreamState, SyncStream
+from otel_llm.invocation import Invocation
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """What the per-library instrumentors share: settings, the patch table, server and request mapping.
 
 Instrumentors contain request/response *mapping* only; spans, metrics and accounting come from
-:class:`otel_llm.hooks.Invocation` (DESIGN.md §1). Everything here runs on the user's call path:
-it is cheap, and a failure of ours is counted and logged, never raised into the user's code.
+:class:`otel_llm.invocation.Invocation` (DESIGN.md §1). Everything here runs on the user's call
+path: it is cheap, and a failure of ours is counted and logged, never raised into the user's
+code.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from otel_llm import _runtime
 from otel_llm import semconv as sc
 from otel_llm.accounting import Accountant
 from otel_llm.core.usage import usage_from_response
-from otel_llm.hooks import Invocation
+from otel_llm.invocation import Invocation
 from otel_llm.version import __version__
 
 ENV_OPENAI_INCLUDE_USAGE = "OTEL_LLM_OPENAI_INCLUDE_USAGE"

@@ -16,8 +16,8 @@ from typing import Any
 
 from otel_llm import _runtime
 from otel_llm.core.redact import redact
-from otel_llm.hooks import Invocation
 from otel_llm.instrumentation._common import get, items
+from otel_llm.invocation import Invocation
 
 Part = dict[str, Any]
 Message = dict[str, Any]

@@ -20,7 +20,7 @@ from typing import Any
 
 import wrapt
 
-from otel_llm.hooks import Invocation
+from otel_llm.invocation import Invocation
 
 
 class StreamState:

@@ -19,7 +19,6 @@ from typing import Any
 
 from otel_llm import semconv as sc
 from otel_llm.core.errors import classify_attributes
-from otel_llm.hooks import Invocation
 from otel_llm.instrumentation import _content as content
 from otel_llm.instrumentation._calls import Call, Kind, wrap
 from otel_llm.instrumentation._common import (
@@ -32,6 +31,7 @@ from otel_llm.instrumentation._common import (
     record_usage,
 )
 from otel_llm.instrumentation._streams import StreamState
+from otel_llm.invocation import Invocation
 
 __all__ = ["OpenAIInstrumentor"]
 

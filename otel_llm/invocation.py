@@ -1,0 +1,390 @@
+"""The invocation layer: one GenAI operation as a span plus exactly one accounting of the call.
+
+Every host of ours — the manual hooks, the auto-instrumentors — goes through
+:class:`Invocation`, which sets the DESIGN.md §3 attributes *before* ``span.end()`` (so cost and
+error category reach any exporter) and accounts the call once, whether or not the span was
+sampled. A failure of ours is logged once and counted, never raised.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from otel_llm import _runtime
+from otel_llm import semconv as sc
+from otel_llm.core.enrich import assess
+from otel_llm.core.errors import classify_exception
+from otel_llm.core.normalize import is_genai
+from otel_llm.core.redact import redact
+from otel_llm.core.types import CallRecord, ErrorInfo, LLMCall
+from otel_llm.core.usage import usage_from_response
+
+__all__ = ["ACCOUNTED_KEY", "Invocation", "record_response"]
+
+# Present in the context while one of our invocations is current: spans started below it by
+# other instrumentations describe the same call, and must not be accounted a second time.
+ACCOUNTED_KEY = otel_context.create_key("otel_llm.accounted")
+
+_REQUEST_PARAMS: Mapping[str, str] = {
+    "max_tokens": sc.GEN_AI_REQUEST_MAX_TOKENS,
+    "max_completion_tokens": sc.GEN_AI_REQUEST_MAX_TOKENS,
+    "max_output_tokens": sc.GEN_AI_REQUEST_MAX_TOKENS,
+    "temperature": sc.GEN_AI_REQUEST_TEMPERATURE,
+    "top_p": sc.GEN_AI_REQUEST_TOP_P,
+    "top_k": sc.GEN_AI_REQUEST_TOP_K,
+    "frequency_penalty": sc.GEN_AI_REQUEST_FREQUENCY_PENALTY,
+    "presence_penalty": sc.GEN_AI_REQUEST_PRESENCE_PENALTY,
+    "stop": sc.GEN_AI_REQUEST_STOP_SEQUENCES,
+    "stop_sequences": sc.GEN_AI_REQUEST_STOP_SEQUENCES,
+    "seed": sc.GEN_AI_REQUEST_SEED,
+    "n": sc.GEN_AI_REQUEST_CHOICE_COUNT,
+    "stream": sc.GEN_AI_REQUEST_STREAM,
+    "server_address": sc.SERVER_ADDRESS,
+    "server_port": sc.SERVER_PORT,
+    "project": sc.OTEL_LLM_PROJECT_ID,
+    "project_id": sc.OTEL_LLM_PROJECT_ID,
+}
+_TOKEN_LIMIT = 10**12
+_MISSING = object()
+_MAX_DOCUMENT_IDS = 100
+_I = TypeVar("_I", bound="Invocation")
+
+
+class Invocation:
+    """One GenAI operation: a span plus exactly one accounting of the call.
+
+    Use as a sync or async context manager. Instrumentors use the lower-level
+    :meth:`start`, :meth:`activate`/:meth:`deactivate` and :meth:`finish` so a stream can end the
+    span after the call returned. :meth:`finish` is idempotent: the span ends exactly once.
+    """
+
+    def __init__(
+        self,
+        operation: str,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        name: str | None = None,
+        kind: SpanKind = SpanKind.CLIENT,
+        attributes: Mapping[str, Any] | None = None,
+        runtime: _runtime.Runtime | None = None,
+        require_model: bool = False,
+    ) -> None:
+        self._runtime = runtime or _runtime.current()
+        self.operation = operation
+        self.provider = _clean_name(self, "provider", provider, require_model)
+        self.request_model = _clean_name(self, "model", model, require_model)
+        self.response_model: str | None = None
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.cache_read_tokens = 0
+        self.cache_creation_tokens = 0
+        self.reasoning_tokens = 0
+        self.time_to_first_chunk_s: float | None = None
+        self.documents: int | None = None
+        self.document_ids: tuple[str, ...] = ()
+        self.error: ErrorInfo | None = None
+        self._name = name or (f"{operation} {self.request_model}" if self.request_model
+                              else operation)
+        self._kind = kind
+        self._attributes: dict[str, Any] = {sc.GEN_AI_OPERATION_NAME: operation}
+        if self.provider:
+            self._attributes[sc.GEN_AI_PROVIDER_NAME] = self.provider
+        if self.request_model:
+            self._attributes[sc.GEN_AI_REQUEST_MODEL] = self.request_model
+        if attributes:
+            self.set_attributes(attributes)
+        self.span: Span = trace.INVALID_SPAN
+        self._start_ns = 0
+        self._token: object | None = None
+        self._done = False
+        self._started_with: Mapping[str, Any] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> Invocation:
+        self._start_ns = time.perf_counter_ns()
+        try:
+            parent = trace.get_current_span()
+            if parent.is_recording():
+                self._cover_foreign_parent(parent)
+            self._started_with = dict(self._attributes)
+            self.span = self._runtime.tracer.start_span(
+                self._name, kind=self._kind, attributes=self._started_with
+            )
+        except Exception as exc:  # never let tracing break the user's call
+            self._runtime.accountant.internal_error("hooks.start", exc)
+        return self
+
+    def activate(self) -> None:
+        """Make the span current (and mark the context as accounted) until :meth:`deactivate`."""
+        ctx = trace.set_span_in_context(self.span)
+        self._token = otel_context.attach(otel_context.set_value(ACCOUNTED_KEY, True, ctx))
+
+    def deactivate(self) -> None:
+        if self._token is not None:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+            self._token = None
+
+    def __enter__(self: _I) -> _I:
+        self.start()
+        self.activate()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.deactivate()
+        self.finish(exc)
+
+    async def __aenter__(self: _I) -> _I:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    # -- what the caller tells us ------------------------------------------------------------
+    def record_usage(
+        self,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cached_input_tokens: int = 0,
+        cache_creation_input_tokens: int = 0,
+        reasoning_tokens: int = 0,
+    ) -> None:
+        """Record token usage. ``input_tokens`` *includes* the cached ones, as in the spec.
+
+        Invalid values (negative, non-integer, NaN, absurdly large) are ignored, counted and
+        logged once; they never raise.
+        """
+        self.input_tokens = self._tokens("input_tokens", input_tokens)
+        self.output_tokens = self._tokens("output_tokens", output_tokens)
+        self.cache_read_tokens = self._tokens("cached_input_tokens", cached_input_tokens) or 0
+        self.cache_creation_tokens = (
+            self._tokens("cache_creation_input_tokens", cache_creation_input_tokens) or 0
+        )
+        self.reasoning_tokens = self._tokens("reasoning_tokens", reasoning_tokens) or 0
+        cached = self.cache_read_tokens + self.cache_creation_tokens
+        if self.input_tokens is not None and cached > self.input_tokens:
+            self._runtime.accountant.invalid(
+                "cached_input_tokens",
+                "otel-llm: cached tokens (%d) exceed input_tokens (%d); input_tokens must "
+                "include cached tokens",
+                cached,
+                self.input_tokens,
+            )
+            self.input_tokens += cached
+
+    def set_response(
+        self,
+        model: str | None = None,
+        finish_reasons: Sequence[str] | None = None,
+        response_id: str | None = None,
+    ) -> None:
+        if model:
+            self.response_model = _clean_name(self, "response model", model)
+        if finish_reasons:
+            self._attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [str(r) for r in finish_reasons]
+        if response_id:
+            self._attributes[sc.GEN_AI_RESPONSE_ID] = str(response_id)
+
+    def record_response(self, response: object) -> None:
+        """Copy usage, model, id and finish reasons from an OpenAI/Anthropic-shaped response."""
+        record_response(self, response)
+
+    def record_first_chunk(self) -> None:
+        """Mark the arrival of the first streamed chunk (time to first chunk)."""
+        if self.time_to_first_chunk_s is None and self._start_ns:
+            self.time_to_first_chunk_s = (time.perf_counter_ns() - self._start_ns) / 1e9
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if value is not None:
+            self._attributes[key] = value
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        for key, value in attributes.items():
+            if value is not None:
+                self._attributes[_REQUEST_PARAMS.get(key, key)] = value
+
+    def set_content(self, key: str, text: str) -> None:
+        """Record prompt/response content, only when capture is on, and always redacted."""
+        if self._runtime.capture_content:
+            self._attributes[key] = redact(text, self._runtime.content_max_length)
+
+    def fail(self, error: ErrorInfo) -> None:
+        """Mark the call failed without an exception (e.g. an error reported in a response)."""
+        self.error = error
+
+    # -- the end -----------------------------------------------------------------------------
+    def finish(self, exc: BaseException | None = None) -> None:
+        """End the span and account the call, exactly once. Never raises."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._finish(exc)
+        except Exception as internal:  # our bug: count it, keep the user's call intact
+            self._runtime.accountant.internal_error("hooks.finish", internal)
+            self.span.end()
+
+    def _finish(self, exc: BaseException | None) -> None:
+        duration_s = (time.perf_counter_ns() - self._start_ns) / 1e9 if self._start_ns else None
+        if exc is not None:
+            self.error = classify_exception(exc)
+        call = LLMCall(
+            operation=self.operation,
+            provider=self.provider,
+            request_model=self.request_model,
+            response_model=self.response_model,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cache_read_tokens=self.cache_read_tokens,
+            cache_creation_tokens=self.cache_creation_tokens,
+            reasoning_tokens=self.reasoning_tokens,
+            duration_s=duration_s,
+            time_to_first_chunk_s=self.time_to_first_chunk_s,
+            is_error=self.error is not None,
+            error_type=self.error.type if self.error else None,
+            project=_str_or_none(self._attributes.get(sc.OTEL_LLM_PROJECT_ID)),
+            server_address=_str_or_none(self._attributes.get(sc.SERVER_ADDRESS)),
+            data_source=_str_or_none(self._attributes.get(sc.GEN_AI_DATA_SOURCE_ID)),
+            retrieval_documents=self.documents,
+            document_ids=self.document_ids,
+        )
+        assessment = assess(call, self._runtime.accountant.prices, self.error)
+        span = self.span
+        if span.is_recording():
+            # Attributes given at start are on the span already: set only what is new.
+            started = self._started_with
+            attrs = {k: v for k, v in self._attributes.items() if started.get(k, _MISSING) is not v}
+            _put(attrs, sc.GEN_AI_RESPONSE_MODEL, self.response_model)
+            _put(attrs, sc.GEN_AI_USAGE_INPUT_TOKENS, self.input_tokens)
+            _put(attrs, sc.GEN_AI_USAGE_OUTPUT_TOKENS, self.output_tokens)
+            if self.cache_read_tokens:
+                attrs[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = self.cache_read_tokens
+            if self.cache_creation_tokens:
+                attrs[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = self.cache_creation_tokens
+            if self.reasoning_tokens:
+                attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = self.reasoning_tokens
+            _put(attrs, sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, self.time_to_first_chunk_s)
+            attrs.update(assessment.attributes)
+            span.set_attributes(attrs)
+            if exc is not None:
+                _record_exception(span, exc)
+            if assessment.error is not None:
+                span.set_status(Status(StatusCode.ERROR, assessment.error.message or None))
+        ctx = span.get_span_context()
+        self._runtime.accountant.account(
+            CallRecord(
+                call=call,
+                cost=assessment.cost,
+                error=assessment.error,
+                end_time_s=time.time(),
+                trace_id=f"{ctx.trace_id:032x}" if ctx.is_valid else None,
+                span_id=f"{ctx.span_id:016x}" if ctx.is_valid else None,
+            )
+        )
+        span.end()
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _tokens(self, field: str, value: object) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _TOKEN_LIMIT:
+            self._runtime.accountant.invalid(
+                field, "otel-llm: ignoring invalid %s=%r (want an integer >= 0)", field, value
+            )
+            return None
+        return value
+
+    def _cover_foreign_parent(self, parent: Span) -> None:
+        scope = getattr(parent, "instrumentation_scope", None)
+        attributes = getattr(parent, "attributes", None)
+        if scope is None or scope.name == _runtime.TRACER_NAME or attributes is None:
+            return
+        if is_genai(attributes):
+            self._runtime.accountant.cover(parent.get_span_context().span_id)
+
+
+def _clean_name(
+    invocation: Invocation, field: str, value: object, required: bool = False
+) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        invocation._runtime.accountant.invalid(
+            field, "otel-llm: ignoring invalid %s=%r (want a non-empty string)", field, value
+        )
+        return None
+    return value.strip()
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _put(attrs: dict[str, Any], key: str, value: object) -> None:
+    if value is not None:
+        attrs[key] = value
+
+
+def _record_exception(span: Span, exc: BaseException) -> None:
+    # The SDK's record_exception would export the raw message, which may quote a secret
+    # (e.g. a rejected API key): we record the same event, redacted.
+    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    span.add_event(
+        "exception",
+        {
+            "exception.type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+            "exception.message": redact(str(exc), 2048),
+            "exception.stacktrace": redact(stack, 16384),
+        },
+    )
+
+
+def record_response(call: Invocation, response: object) -> None:
+    """Copy usage, model, id and finish reasons from an OpenAI/Anthropic-shaped response."""
+    try:
+        usage = usage_from_response(response)
+        if usage is not None:
+            call.record_usage(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
+                              usage.cache_creation_tokens, usage.reasoning_tokens)
+        get = (response.get if isinstance(response, Mapping)
+               else functools.partial(getattr, response))
+        model = get("model", None)
+        response_id = get("id", None)
+        reasons: list[str] = []
+        for choice in get("choices", None) or ():
+            reason = (choice.get("finish_reason") if isinstance(choice, Mapping)
+                      else getattr(choice, "finish_reason", None))
+            if reason:
+                reasons.append(str(reason))
+        stop_reason = get("stop_reason", None)
+        if stop_reason:
+            reasons.append(str(stop_reason))
+        call.set_response(
+            model=model if isinstance(model, str) else None,
+            finish_reasons=reasons or None,
+            response_id=response_id if isinstance(response_id, str) else None,
+        )
+    except Exception as exc:  # an odd response object must not break the user's function
+        call._runtime.accountant.internal_error("hooks.record_response", exc)
