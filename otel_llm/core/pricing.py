@@ -52,14 +52,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 
 import genai_prices
-import yaml
 from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
 from genai_prices.types import ModelInfo, TieredPrices
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from otel_llm.core.price_file import read_price_file
 from otel_llm.core.types import UNKNOWN_COST, Cost, CostSource, LLMCall
 
 __all__ = ("Rates", "RateTier", "PriceTable", "describe")
@@ -162,26 +161,10 @@ class PriceTable:
         Raises ``ValueError("<path>: models[2].input: ...")`` on bad content, ``OSError`` when
         the file cannot be read.
         """
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{os.fspath(path)}: invalid YAML: {exc}") from None
-        try:
-            parsed = _PriceFile.model_validate({} if raw is None else raw)
-        except ValidationError as exc:
-            problems = "; ".join(f"{_loc(e['loc'])}: {e['msg']}" for e in exc.errors())
-            raise ValueError(f"{os.fspath(path)}: {problems}") from None
+        parsed = read_price_file(path)
         models: dict[tuple[str | None, str], Rates] = {}
-        seen: dict[tuple[str | None, str], int] = {}
-        for i, entry in enumerate(parsed.models):
+        for entry in parsed.models:
             key = (_norm(entry.provider) if entry.provider else None, _norm(entry.model))
-            if key in seen:
-                raise ValueError(
-                    f"{os.fspath(path)}: models[{i}].model: duplicate of models[{seen[key]}]"
-                )
-            seen[key] = i
             models[(entry.provider, entry.model)] = Rates(
                 entry.input,
                 entry.output,
@@ -467,31 +450,3 @@ def _at(value: Any, threshold: int) -> float | None:
 
 def _norm(name: str) -> str:
     return name.strip().lower()
-
-
-def _loc(loc: tuple[int | str, ...]) -> str:
-    """pydantic error location -> ``models[2].input``."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-_Usd = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-_Name = Annotated[str, Field(min_length=1)]
-
-
-class _ModelEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    model: _Name
-    provider: _Name | None = None
-    input: _Usd
-    output: _Usd
-    cache_read: _Usd | None = None
-    cache_write: _Usd | None = None
-
-
-class _PriceFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    models: list[_ModelEntry] = Field(default_factory=list)
-    aliases: dict[_Name, _Name] = Field(default_factory=dict)
