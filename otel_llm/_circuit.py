@@ -233,16 +233,7 @@ class CircuitBreaker:
 
     def __call__(self, fn: _F) -> _F:
         """Decorate a function or coroutine function."""
-        if inspect.iscoroutinefunction(fn):
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await self.acall(fn, *args, **kwargs)
-            return async_wrapper  # type: ignore[return-value]  # same signature as fn
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return self.call(fn, *args, **kwargs)
-        return wrapper  # type: ignore[return-value]  # same signature as fn
+        return decorate(self.call, self.acall, fn)
 
 
 class _Guard:
@@ -270,3 +261,18 @@ class _Guard:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+def decorate(call: Callable[..., Any], acall: Callable[..., Any], fn: _F) -> _F:
+    """``fn`` wrapped to run through ``call(fn, ...)``, or ``await acall(fn, ...)`` when it is a
+    coroutine function (the retry policy and the breaker decorate the same way)."""
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await acall(fn, *args, **kwargs)
+        return async_wrapper  # type: ignore[return-value]  # same signature as fn
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return call(fn, *args, **kwargs)
+    return wrapper  # type: ignore[return-value]  # same signature as fn

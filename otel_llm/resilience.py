@@ -11,8 +11,6 @@ breaker's :class:`CircuitOpenError` is not retried by default.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +30,7 @@ from otel_llm._circuit import (
     CircuitState,
     _event,
     _meter,
+    decorate,
 )
 from otel_llm.core.errors import classify_exception
 
@@ -192,16 +191,7 @@ class RetryPolicy:
 
     def __call__(self, fn: _F) -> _F:
         """Decorate a function or coroutine function."""
-        if inspect.iscoroutinefunction(fn):
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await self.acall(fn, *args, **kwargs)
-            return async_wrapper  # type: ignore[return-value]  # same signature as fn
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return self.call(fn, *args, **kwargs)
-        return wrapper  # type: ignore[return-value]  # same signature as fn
+        return decorate(self.call, self.acall, fn)
 
 
 def retry(name: str = "default", **options: Any) -> RetryPolicy:

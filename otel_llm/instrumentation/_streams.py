@@ -45,6 +45,17 @@ class StreamState:
     def complete(self) -> None:
         """Record the accumulated response (usage, model, finish reasons, content)."""
 
+    def deliver(self, chunk: Any) -> bool:
+        """Whether ``chunk`` goes to the user: :meth:`observe`, guarded. Shared by the sync and
+        async wrappers, which differ only in how they fetch the next chunk."""
+        if not self.observing:
+            return True
+        try:
+            return self.observe(chunk)
+        except Exception as exc:  # our mapping must never break the user's iteration
+            self.failed(exc)
+            return True
+
     def failed(self, exc: Exception) -> None:
         """Our :meth:`observe` raised: count it once and stop observing this stream."""
         self.observing = False
@@ -89,13 +100,7 @@ class SyncStream(wrapt.ObjectProxy[Any]):
             except BaseException as exc:
                 state.end(exc)
                 raise
-            if not state.observing:
-                return chunk
-            try:
-                if state.observe(chunk):
-                    return chunk
-            except Exception as exc:  # our mapping must never break the user's iteration
-                state.failed(exc)
+            if state.deliver(chunk):
                 return chunk
 
     def close(self) -> None:
@@ -147,13 +152,7 @@ class AsyncStream(wrapt.ObjectProxy[Any]):
             except BaseException as exc:
                 state.end(exc)
                 raise
-            if not state.observing:
-                return chunk
-            try:
-                if state.observe(chunk):
-                    return chunk
-            except Exception as exc:  # our mapping must never break the user's iteration
-                state.failed(exc)
+            if state.deliver(chunk):
                 return chunk
 
     async def close(self) -> None:
