@@ -113,7 +113,7 @@ def patch(methods: tuple[Method, ...], settings: Settings) -> Patches:
         class_name, _, attr = path.partition(".")
         try:
             owner = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError):
+        except (ImportError, AttributeError):  # this SDK version has no such API: skip the row
             continue
         if not isinstance(owner, type) or not hasattr(owner, attr):
             continue
