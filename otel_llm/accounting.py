@@ -58,7 +58,7 @@ class Accountant:
         self._recorder: CallRecorder = recorder if recorder is not None else self.instruments
         self.prices = prices if prices is not None else PriceTable()
         self._observers = list(observers)
-        self._covered: OrderedDict[int, None] = OrderedDict()
+        self._covered: OrderedDict[int, str] = OrderedDict()
         self._covered_limit = covered_limit
         self._lock = threading.Lock()
         self._warned: set[str] = set()
@@ -82,17 +82,19 @@ class Accountant:
             except Exception as exc:  # an observer's failure must not stop the others
                 self.internal_error(f"observer {type(observer).__name__}", exc)
 
-    # A foreign GenAI span (e.g. OpenLLMetry's) that encloses our own hook describes the same
-    # call: the hook accounts it, so the processor must skip that span when it ends.
-    def cover(self, span_id: int) -> None:
+    # A foreign GenAI span (e.g. OpenLLMetry's) that encloses one of our invocations, or that
+    # starts inside one, may describe the same call: when it turns out to be of the same
+    # operation, the invocation accounted it and the processor must skip it.
+    def cover(self, span_id: int, operation: str) -> None:
         with self._lock:
-            self._covered[span_id] = None
+            self._covered[span_id] = operation
             if len(self._covered) > self._covered_limit:
                 self._covered.popitem(last=False)
 
-    def take_covered(self, span_id: int) -> bool:
+    def take_covered(self, span_id: int) -> str | None:
+        """The operation of the invocation that covers ``span_id`` (and forget it), or None."""
         with self._lock:
-            return self._covered.pop(span_id, 0) is None
+            return self._covered.pop(span_id, None)
 
     def internal_error(self, where: str, exc: BaseException) -> None:
         """Count a failure of ours and log it once per place at WARNING."""

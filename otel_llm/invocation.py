@@ -31,8 +31,9 @@ from otel_llm.core.usage import usage_from_response
 
 __all__ = ["ACCOUNTED_KEY", "Invocation", "record_response"]
 
-# Present in the context while one of our invocations is current: spans started below it by
-# other instrumentations describe the same call, and must not be accounted a second time.
+# Holds the current Invocation while it is active. A GenAI span of the same operation started
+# below it — by another instrumentation, or by one of our own instrumentors under a manual hook —
+# describes the same call, which must be accounted once.
 ACCOUNTED_KEY = otel_context.create_key("otel_llm.accounted")
 
 _REQUEST_PARAMS: Mapping[str, str] = {
@@ -109,11 +110,18 @@ class Invocation:
         self._token: object | None = None
         self._done = False
         self._started_with: Mapping[str, Any] = {}
+        # Our own invocation of the same operation that encloses this one (a manual llm_call
+        # around an instrumented client call): this one accounts the call, the outer does not.
+        self._outer: Invocation | None = None
+        self._superseded = False
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Invocation:
         self._start_ns = time.perf_counter_ns()
         try:
+            enclosing = otel_context.get_value(ACCOUNTED_KEY)
+            if isinstance(enclosing, Invocation) and enclosing.operation == self.operation:
+                self._outer = enclosing
             parent = trace.get_current_span()
             if parent.is_recording():
                 self._cover_foreign_parent(parent)
@@ -126,9 +134,10 @@ class Invocation:
         return self
 
     def activate(self) -> None:
-        """Make the span current (and mark the context as accounted) until :meth:`deactivate`."""
+        """Make the span current (and this invocation the accounting one) until
+        :meth:`deactivate`."""
         ctx = trace.set_span_in_context(self.span)
-        self._token = otel_context.attach(otel_context.set_value(ACCOUNTED_KEY, True, ctx))
+        self._token = otel_context.attach(otel_context.set_value(ACCOUNTED_KEY, self, ctx))
 
     def deactivate(self) -> None:
         if self._token is not None:
@@ -268,7 +277,14 @@ class Invocation:
             retrieval_documents=self.documents,
             document_ids=self.document_ids,
         )
+        if self._superseded:
+            # An inner invocation of ours accounted (and priced) this very call: this span
+            # keeps what it was told, without a second cost or a second accounting.
+            self._end_superseded(exc)
+            return
         assessment = assess(call, self._runtime.accountant.prices, self.error)
+        if self._outer is not None:
+            self._outer._superseded = True
         span = self.span
         if span.is_recording():
             # Attributes given at start are on the span already: set only what is new.
@@ -303,6 +319,21 @@ class Invocation:
         )
         span.end()
 
+    def _end_superseded(self, exc: BaseException | None) -> None:
+        span = self.span
+        if span.is_recording():
+            started = self._started_with
+            span.set_attributes({k: v for k, v in self._attributes.items()
+                                 if started.get(k, _MISSING) is not v})
+            if exc is not None:
+                error = self.error or classify_exception(exc)
+                span.set_attributes({sc.ERROR_TYPE: error.type,
+                                     sc.OTEL_LLM_ERROR_CATEGORY: error.category,
+                                     sc.OTEL_LLM_ERROR_SEVERITY: error.severity})
+                _record_exception(span, exc)
+                span.set_status(Status(StatusCode.ERROR, error.message or None))
+        span.end()
+
     # -- helpers -----------------------------------------------------------------------------
     def _tokens(self, field: str, value: object) -> int | None:
         if value is None:
@@ -322,7 +353,7 @@ class Invocation:
         if scope is None or scope.name == _runtime.TRACER_NAME or attributes is None:
             return
         if is_genai(attributes):
-            self._runtime.accountant.cover(parent.get_span_context().span_id)
+            self._runtime.accountant.cover(parent.get_span_context().span_id, self.operation)
 
 
 def _clean_name(

@@ -12,7 +12,7 @@ from otel_llm.accounting import Accountant
 from otel_llm.core.enrich import assess
 from otel_llm.core.normalize import is_genai, normalize
 from otel_llm.core.types import CallRecord
-from otel_llm.invocation import ACCOUNTED_KEY
+from otel_llm.invocation import ACCOUNTED_KEY, Invocation
 
 
 class LLMSpanProcessor(SpanProcessor):
@@ -37,9 +37,11 @@ class LLMSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            if otel_context.get_value(ACCOUNTED_KEY, parent_context):
-                # Started inside one of our invocations: the same call, accounted there.
-                self.accountant.cover(span.get_span_context().span_id)
+            invocation = otel_context.get_value(ACCOUNTED_KEY, parent_context)
+            if isinstance(invocation, Invocation):
+                # Started inside one of our invocations: if it is the same operation, it is the
+                # same call, accounted there (checked in on_end, once the span says what it is).
+                self.accountant.cover(span.get_span_context().span_id, invocation.operation)
         except Exception as exc:  # never break the caller's span
             self.accountant.internal_error("processor.on_start", exc)
         for processor in self._processors:
@@ -58,8 +60,7 @@ class LLMSpanProcessor(SpanProcessor):
         ctx = span.get_span_context()
         accountant = self.accountant
         # Always take the mark, so spans marked in on_start never pile up.
-        if ctx is not None and accountant.take_covered(ctx.span_id):
-            return span
+        covered_by = accountant.take_covered(ctx.span_id) if ctx is not None else None
         scope = span.instrumentation_scope
         attributes = span.attributes or {}
         if (scope is not None and scope.name == _runtime.TRACER_NAME) or not is_genai(attributes):
@@ -74,7 +75,7 @@ class LLMSpanProcessor(SpanProcessor):
             status_is_error=span.status.status_code is StatusCode.ERROR,
             resource=span.resource.attributes if span.resource else None,
         )
-        if call is None:
+        if call is None or call.operation == covered_by:
             return span
         assessment = assess(call, accountant.prices)
         accountant.account(

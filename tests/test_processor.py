@@ -143,3 +143,14 @@ def test_application_error_category_and_severity_survive_the_processor(harness: 
         span.set_status(Status(StatusCode.ERROR))
     labels = {sc.OTEL_LLM_ERROR_CATEGORY: "business_logic", sc.OTEL_LLM_ERROR_SEVERITY: "medium"}
     assert sum_of(harness, sc.METRIC_ERRORS, **labels) == 1
+
+
+def test_foreign_call_of_another_operation_inside_our_hook_is_accounted(harness: Harness) -> None:
+    other = harness.tracer_provider.get_tracer("openinference.instrumentation.openai")
+    with otel_llm.retrieval("kb", top_k=3), other.start_as_current_span("Embeddings", attributes={
+        "openinference.span.kind": "EMBEDDING", "llm.provider": "openai",
+        "embedding.model_name": "text-embedding-3-small", "llm.token_count.prompt": 12,
+    }):
+        pass
+    embeddings = {sc.GEN_AI_OPERATION_NAME: "embeddings"}
+    assert count_of(harness, sc.METRIC_OPERATION_DURATION, **embeddings) == 1

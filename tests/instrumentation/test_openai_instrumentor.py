@@ -309,3 +309,32 @@ def test_request_is_sent_unchanged_apart_from_stream_options(harness: Harness) -
     # No trace of us in what the provider receives, and no API key anywhere in telemetry.
     dumped = json.dumps([dict(s.attributes or {}) for s in harness.spans()], default=str)
     assert "sk-proj" not in dumped
+
+
+def test_manual_hook_around_an_instrumented_call_is_accounted_once(harness: Harness) -> None:
+    """The README's quick start: llm_call() around the instrumented client, response recorded."""
+    import otel_llm
+
+    client = openai_client(OpenAIServer())
+    with otel_llm.llm_call("openai", "gpt-4o") as call:
+        response = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        call.record_response(response)
+    inner, outer = harness.spans()
+    assert inner.parent is not None and inner.parent.span_id == outer.context.span_id
+    assert (inner.attributes or {})[sc.OTEL_LLM_COST_USD] == pytest.approx(CHAT_COST, rel=1e-9)
+    assert sc.OTEL_LLM_COST_USD not in (outer.attributes or {})  # no second cost on the trace
+    assert count_of(harness, sc.METRIC_OPERATION_DURATION) == 1
+    assert sum_of(harness, sc.METRIC_COST) == pytest.approx(CHAT_COST, rel=1e-9)
+
+
+def test_embedding_inside_a_retrieval_hook_is_its_own_call(harness: Harness) -> None:
+    import otel_llm
+
+    client = openai_client(OpenAIServer())
+    with otel_llm.retrieval("kb", top_k=3) as r:
+        client.embeddings.create(model="text-embedding-3-small", input="reset my password")
+        r.record_documents([("d1", 0.9)])
+    assert count_of(harness, sc.METRIC_OPERATION_DURATION,
+                    **{sc.GEN_AI_OPERATION_NAME: "embeddings"}) == 1
+    assert count_of(harness, sc.METRIC_OPERATION_DURATION,
+                    **{sc.GEN_AI_OPERATION_NAME: "retrieval"}) == 1
