@@ -15,16 +15,14 @@ from typing import Any, TypeVar, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 
 from otel_llm import semconv as sc
-from otel_llm.core.errors import classify_exception
 from otel_llm.core.types import LLMCall
 from otel_llm.invocation import (
     _MAX_DOCUMENT_IDS,
     ACCOUNTED_KEY,
     Invocation,
-    _record_exception,
     record_response,
 )
 
@@ -99,17 +97,7 @@ def rerank(provider: str, model: str, top_n: int | None = None, **attributes: An
 class _Pipeline(Invocation):
     def _finish(self, exc: BaseException | None) -> None:
         # A workflow is a parent span, not a call: no accounting, just status.
-        span = self.span
-        if span.is_recording():
-            span.set_attributes(self._attributes)
-            if exc is not None:
-                error = classify_exception(exc)
-                span.set_attributes({sc.ERROR_TYPE: error.type,
-                                     sc.OTEL_LLM_ERROR_CATEGORY: error.category,
-                                     sc.OTEL_LLM_ERROR_SEVERITY: error.severity})
-                _record_exception(span, exc)
-                span.set_status(Status(StatusCode.ERROR, error.message or None))
-        span.end()
+        self._end_unaccounted(exc)
 
     def activate(self) -> None:
         # Children of a pipeline are separate calls: do not mark the context as accounted.

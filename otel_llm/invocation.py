@@ -280,7 +280,7 @@ class Invocation:
         if self._superseded:
             # An inner invocation of ours accounted (and priced) this very call: this span
             # keeps what it was told, without a second cost or a second accounting.
-            self._end_superseded(exc)
+            self._end_unaccounted(exc)
             return
         assessment = assess(call, self._runtime.accountant.prices, self.error)
         if self._outer is not None:
@@ -319,7 +319,8 @@ class Invocation:
         )
         span.end()
 
-    def _end_superseded(self, exc: BaseException | None) -> None:
+    def _end_unaccounted(self, exc: BaseException | None) -> None:
+        """End the span with its attributes and error status, without cost or accounting."""
         span = self.span
         if span.is_recording():
             started = self._started_with
