@@ -114,6 +114,11 @@ class RuleWindows:
         labels.update((d, v) for d, v in zip(rule.group_by, key, strict=True) if v)
         return labels
 
+    def admits_operation(self, operation: str | None) -> bool:
+        """False when the rule's ``where`` excludes this operation (the call cannot count)."""
+        at = _POS["operation"]
+        return all(operation in allowed for i, allowed in self.filters if i == at)
+
     def observe(self, record: CallRecord, dims: Dims, t: float, now: float) -> None:
         # On the caller's thread for every call: plain loops and cached attributes, no
         # generators or pydantic attribute access.

@@ -73,6 +73,9 @@ class Alert:
         return (self.resolved_at if self.resolved_at is not None else self.at) - self.fired_at
 
 
+_MAX_OPERATIONS = 64
+
+
 class Evaluator:
     """Evaluates rules over observed calls. Thread-safe; :meth:`observe` is a lock and a few
     dict operations, so it can run on the thread that ended the call.
@@ -108,6 +111,8 @@ class Evaluator:
         names = [s.rule.name for s in self._rules]
         if len(set(names)) != len(names):
             raise ValueError("rule names must be unique")
+        # Most rules filter on the operation: a call visits only the rules that can match it.
+        self._by_operation: dict[str | None, list[RuleWindows]] = {}
         self._history: deque[Alert] = deque(maxlen=history)
         self._lock = threading.Lock()
 
@@ -126,8 +131,14 @@ class Evaluator:
         now = self._clock()
         t = min(record.end_time_s, now)
         values = dims(record, self._default_service)
+        operation = record.call.operation
+        states = self._by_operation.get(operation)
+        if states is None:
+            states = [s for s in self._rules if s.admits_operation(operation)]
+            if len(self._by_operation) < _MAX_OPERATIONS:  # bounded: operations are few
+                self._by_operation[operation] = states
         with self._lock:
-            for state in self._rules:
+            for state in states:
                 state.observe(record, values, t, now)
 
     def tick(self, now: float | None = None) -> list[Alert]:
