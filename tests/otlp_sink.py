@@ -79,6 +79,20 @@ class GrpcSink(Sink):
         self.server.stop(grace=None)
 
 
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """A threaded HTTP server on 127.0.0.1, an ephemeral port, serving from a daemon thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self.port = self.server_address[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
 class HttpSink(Sink):
     def __init__(self) -> None:
         super().__init__()
@@ -101,12 +115,8 @@ class HttpSink(Sink):
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.server = LoopbackHTTPServer(Handler)
+        self.port, self.endpoint = self.server.port, self.server.endpoint
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()

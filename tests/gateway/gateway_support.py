@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import grpc
@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from otel_llm.gateway.codec import REQUEST_TYPES, RESPONSE_TYPES
 from otel_llm.gateway.exporter import GRPC_METHODS, HTTP_PATHS
+from tests.otlp_sink import LoopbackHTTPServer
 
 # One call described by three conventions, plus spans that are not LLM calls.
 OFFICIAL = {
@@ -262,15 +263,11 @@ class RawHttpSink(_Recorder):
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.server = LoopbackHTTPServer(Handler)
+        self.port, self.endpoint = self.server.port, self.server.endpoint
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 def spans_by_id(spans: Iterator[Span] | list[Span]) -> dict[bytes, Span]:
