@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -15,7 +16,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import TracerProvider
 
 from otel_llm import _runtime, config
@@ -120,20 +121,24 @@ def configure(
     """
     name = config.first(service_name, config.env(config.ENV_SERVICE_NAME)) or "unknown_service"
     base = config.first(endpoint, config.env(config.ENV_ENDPOINT))
-    traces_url = config.env(config.ENV_TRACES_ENDPOINT) if endpoint is None else None
-    proto = config.resolve_protocol(protocol, traces_url or base)
-    if traces_url is None and base is not None:
-        traces_url = config.signal_endpoint(base, proto, "/v1/traces")
-    metrics_url = config.env(config.ENV_METRICS_ENDPOINT) if endpoint is None else None
-    if metrics_url is None and base is not None:
-        metrics_url = config.signal_endpoint(base, proto, "/v1/metrics")
+    proto = config.resolve_protocol(
+        protocol, (config.env(config.ENV_TRACES_ENDPOINT) if endpoint is None else None) or base
+    )
+
+    def signal_url(env_name: str, path: str) -> str | None:
+        # A signal's own env URL applies only when no endpoint= was passed; else the base + path.
+        url = config.env(env_name) if endpoint is None else None
+        if url is None and base is not None:
+            url = config.signal_endpoint(base, proto, path)
+        return url
+
+    traces_url = signal_url(config.ENV_TRACES_ENDPOINT, "/v1/traces")
+    metrics_url = signal_url(config.ENV_METRICS_ENDPOINT, "/v1/metrics")
     # Logs are opt-in (OTEL_LOGS_EXPORTER=otlp): a library should not capture an app's logs
     # unasked.
     logs_url = None
     if (config.env(config.ENV_LOGS_EXPORTER) or "").lower() == "otlp":
-        logs_url = config.env(config.ENV_LOGS_ENDPOINT) if endpoint is None else None
-        if logs_url is None and base is not None:
-            logs_url = config.signal_endpoint(base, proto, "/v1/logs")
+        logs_url = signal_url(config.ENV_LOGS_ENDPOINT, "/v1/logs")
     # OTEL_{TRACES,METRICS}_EXPORTER=none switches one signal's OTLP export off, as in the SDK.
     if config.exporter_off(config.ENV_TRACES_EXPORTER):
         traces_url = None
@@ -156,7 +161,7 @@ def configure(
     if meter_provider is None:
         readers: list[MetricReader] = []
         if metrics_url is not None:
-            readers.append(PeriodicExportingMetricReader(_metric_exporter(proto, metrics_url)))
+            readers.append(PeriodicExportingMetricReader(_exporter("metrics", proto, metrics_url)))
         if port is not None:
             reader, prometheus_server = _prometheus(port)
             readers.append(reader)
@@ -173,7 +178,7 @@ def configure(
     accountant.add_observer(alert_service)
     downstream: list[SpanProcessor] = []
     if traces_url is not None:
-        downstream.append(BatchSpanProcessor(_span_exporter(proto, traces_url)))
+        downstream.append(BatchSpanProcessor(_exporter("traces", proto, traces_url)))
     processor = LLMSpanProcessor(*downstream, accountant=accountant)
     if tracer_provider is None:
         sdk_tracer_provider = SDKTracerProvider(resource=resource)
@@ -223,28 +228,29 @@ def _price_table(prices: str | os.PathLike[str] | PriceTable | None) -> PriceTab
     return PriceTable.from_file(path) if path is not None else PriceTable()
 
 
-def _span_exporter(protocol: str, url: str) -> SpanExporter:
+# The SDK's OTLP exporter class per (signal, protocol): module and class name.
+_EXPORTERS: dict[tuple[str, str], tuple[str, str]] = {
+    ("traces", "grpc"): ("opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+                         "OTLPSpanExporter"),
+    ("traces", "http/protobuf"): ("opentelemetry.exporter.otlp.proto.http.trace_exporter",
+                                  "OTLPSpanExporter"),
+    ("metrics", "grpc"): ("opentelemetry.exporter.otlp.proto.grpc.metric_exporter",
+                          "OTLPMetricExporter"),
+    ("metrics", "http/protobuf"): ("opentelemetry.exporter.otlp.proto.http.metric_exporter",
+                                   "OTLPMetricExporter"),
+    ("logs", "grpc"): ("opentelemetry.exporter.otlp.proto.grpc._log_exporter", "OTLPLogExporter"),
+    ("logs", "http/protobuf"): ("opentelemetry.exporter.otlp.proto.http._log_exporter",
+                                "OTLPLogExporter"),
+}
+
+
+def _exporter(signal: str, protocol: str, url: str) -> Any:
+    """The SDK's OTLP exporter for ``signal``, imported only when used."""
+    module, name = _EXPORTERS[(signal, protocol)]
+    cls = getattr(importlib.import_module(module), name)
     if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        return OTLPSpanExporter(endpoint=url, insecure=url.startswith("http://"))
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HTTPSpanExporter,
-    )
-
-    return HTTPSpanExporter(endpoint=url)
-
-
-def _metric_exporter(protocol: str, url: str) -> Any:
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-
-        return OTLPMetricExporter(endpoint=url, insecure=url.startswith("http://"))
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-        OTLPMetricExporter as HTTPMetricExporter,
-    )
-
-    return HTTPMetricExporter(endpoint=url)
+        return cls(endpoint=url, insecure=url.startswith("http://"))
+    return cls(endpoint=url)
 
 
 def _otlp_logs(protocol: str, url: str, resource: Resource) -> tuple[Any, logging.Handler]:
@@ -253,19 +259,8 @@ def _otlp_logs(protocol: str, url: str, resource: Resource) -> tuple[Any, loggin
 
     from otel_llm.logging import add_otlp_handler
 
-    exporter: Any
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-
-        exporter = OTLPLogExporter(endpoint=url, insecure=url.startswith("http://"))
-    else:
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import (
-            OTLPLogExporter as HTTPLogExporter,
-        )
-
-        exporter = HTTPLogExporter(endpoint=url)
     provider = LoggerProvider(resource=resource)
-    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    provider.add_log_record_processor(BatchLogRecordProcessor(_exporter("logs", protocol, url)))
     return provider, add_otlp_handler(provider)
 
 
