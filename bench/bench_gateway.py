@@ -118,24 +118,23 @@ def floor_add_encode(payload: bytes) -> None:
 
 
 def enrich_in_process(account: bool) -> Callable[[bytes], None]:
-    """The enrich step alone, in this process: decode, enrich in place, [account], encode."""
-    from opentelemetry.exporter.prometheus import PrometheusMetricReader
-    from opentelemetry.sdk.metrics import MeterProvider
+    """The enrich step alone, in this process: enrich the encoded request, [account]."""
     from prometheus_client import CollectorRegistry
 
     from otel_llm.accounting import Accountant
     from otel_llm.gateway.enrich import enrich_request
+    from otel_llm.gateway.wire import AttributeReader
+    from otel_llm.prometheus_metrics import PrometheusCallMetrics
 
-    reader = PrometheusMetricReader(registry=CollectorRegistry())
-    accountant = Accountant(meter_provider=MeterProvider(metric_readers=[reader]))
+    # As the gateway accounts: its scrape-time Prometheus recorder, no SDK instruments.
+    accountant = Accountant(recorder=PrometheusCallMetrics(CollectorRegistry()))
+    reader = AttributeReader()
 
     def work(payload: bytes) -> None:
-        request = ExportTraceServiceRequest.FromString(payload)
-        records, _ = enrich_request(request, accountant)
+        result = enrich_request(payload, accountant, reader)
         if account:
-            for record in records:
+            for record in result.records:
                 accountant.account(record)
-        request.SerializeToString()
 
     return work
 

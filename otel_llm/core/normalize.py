@@ -35,12 +35,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from otel_llm import semconv as sc
 from otel_llm.core.types import LLMCall
 
-__all__ = ["INVALID_TOKEN_COUNT_LIMIT", "is_genai", "normalize"]
+__all__ = ["INVALID_TOKEN_COUNT_LIMIT", "READ_KEYS", "READ_PREFIXES", "is_genai", "normalize"]
 
 INVALID_TOKEN_COUNT_LIMIT: Final = 10**12
 """Token counts above this, or negative, are invalid and read as missing."""
@@ -105,6 +105,7 @@ _DOCUMENT_COUNT_KEYS: Final[_Keys] = (
 _DOCUMENT_LIST_PREFIXES: Final[Mapping[str, str]] = {
     sc.OP_RETRIEVAL: "retrieval.documents.", sc.OP_RERANK: "reranker.output_documents.",
 }
+READ_PREFIXES: Final = tuple(_DOCUMENT_LIST_PREFIXES.values())
 
 # --- what kind of span it is --------------------------------------------------------------------
 _OPENINFERENCE_KIND: Final = "openinference.span.kind"
@@ -141,6 +142,16 @@ _OPERATIONS: Final[Mapping[str, str | None]] = {
 # OpenLIT's "vectordb" operation also covers writes; only reads are retrievals.
 _DB_OPERATION_KEYS: Final[_Keys] = ("db.operation.name", "db.operation")
 _DB_READS: Final = frozenset({"query", "search", "get", "fetch", "select", "peek"})
+# Single names, read like the lists above.
+_OPERATION_NAME: Final[_Keys] = (sc.GEN_AI_OPERATION_NAME,)
+_OUR_COST: Final[_Keys] = (sc.OTEL_LLM_COST_USD,)
+_OUR_COST_SOURCE: Final[_Keys] = (sc.OTEL_LLM_COST_SOURCE,)
+_ERROR_TYPE: Final[_Keys] = (sc.ERROR_TYPE,)
+_ERROR_CATEGORY: Final[_Keys] = (sc.OTEL_LLM_ERROR_CATEGORY,)
+_ERROR_SEVERITY: Final[_Keys] = (sc.OTEL_LLM_ERROR_SEVERITY,)
+_PROJECT: Final[_Keys] = (sc.OTEL_LLM_PROJECT_ID,)
+_SERVER_ADDRESS: Final[_Keys] = (sc.SERVER_ADDRESS,)
+_SDK_NAME: Final = "telemetry.sdk.name"
 
 # --- provider spellings (lower-cased, letters and digits only) to v1.41 gen_ai.provider.name ---
 _PROVIDER_ALIASES: Final[Mapping[str, _Keys]] = {
@@ -196,21 +207,25 @@ def normalize(
         return None
     # Plain dict lookups from here on: Mapping.get on the SDK's attributes raises per miss.
     a = attributes if type(attributes) is dict else dict(attributes)
-    request_model = _first(a, _REQUEST_MODEL_KEYS, _text)
-    response_model = _first(a, _RESPONSE_MODEL_KEYS, _text)
+    found = _collect(a)
+    request_model = found.get(_REQUEST_MODEL_KEYS)
+    response_model = found.get(_RESPONSE_MODEL_KEYS)
     model = response_model or request_model
-    input_tokens = _first(a, _INPUT_KEYS, _count)
-    output_tokens = _first(a, _OUTPUT_KEYS, _count)
+    input_tokens = found.get(_INPUT_KEYS)
+    output_tokens = found.get(_OUTPUT_KEYS)
     operation = _operation(
-        a, span_name, model, has_tokens=input_tokens is not None or output_tokens is not None
+        a, found, span_name, model,
+        has_tokens=input_tokens is not None or output_tokens is not None,
     )
     if operation is None:
         return None
-    provider = _provider(a)
+    provider = _provider(found)
     if input_tokens is None:
-        input_tokens = _input_from_total(_first(a, _TOTAL_KEYS, _count), output_tokens, operation)
+        input_tokens = _input_from_total(
+            found.get(_TOTAL_KEYS), output_tokens, operation
+        )
 
-    read, creation, foreign_cache = _cache_counts(a)
+    read, creation, foreign_cache = _cache_counts(found)
     if input_tokens is not None and (read or creation):
         excludes_cache = input_tokens < read + creation or (
             _is_anthropic_usage(provider, model)
@@ -218,15 +233,15 @@ def normalize(
         )
         if excludes_cache:
             input_tokens = _valid_count(input_tokens + read + creation)
-    reasoning = _first(a, _REASONING_KEYS, _count) or 0
+    reasoning = found.get(_REASONING_KEYS) or 0
     if output_tokens is not None and output_tokens < reasoning:
         output_tokens = _valid_count(output_tokens + reasoning)
 
-    ours = _seconds(a.get(sc.OTEL_LLM_COST_USD))
-    cost = ours if ours is not None else _first(a, _FOREIGN_COST_KEYS, _seconds)
+    ours = found.get(_OUR_COST)
+    cost = ours if ours is not None else found.get(_FOREIGN_COST_KEYS)
     # A foreign cost (OpenLIT's gen_ai.usage.cost) comes with no source of ours.
-    source = _text(a.get(sc.OTEL_LLM_COST_SOURCE)) if ours is not None or cost is None else None
-    error_type = _text(a.get(sc.ERROR_TYPE))
+    source = found.get(_OUR_COST_SOURCE) if ours is not None or cost is None else None
+    error_type = found.get(_ERROR_TYPE)
     return LLMCall(
         operation=operation,
         provider=provider,
@@ -238,19 +253,19 @@ def normalize(
         cache_creation_tokens=creation,
         reasoning_tokens=reasoning,
         duration_s=_seconds(duration_s),
-        time_to_first_chunk_s=_first(a, _TTFC_KEYS, _seconds),
+        time_to_first_chunk_s=found.get(_TTFC_KEYS),
         is_error=bool(status_is_error) or error_type is not None,
         error_type=error_type,
-        project=_text(a.get(sc.OTEL_LLM_PROJECT_ID))
+        project=found.get(_PROJECT)
         or (_text(resource.get(sc.OTEL_LLM_PROJECT_ID)) if resource is not None else None),
-        server_address=_text(a.get(sc.SERVER_ADDRESS)),
-        data_source=_first(a, _DATA_SOURCE_KEYS, _text),
-        retrieval_documents=_documents(a, operation),
+        server_address=found.get(_SERVER_ADDRESS),
+        data_source=found.get(_DATA_SOURCE_KEYS),
+        retrieval_documents=_documents(a, found, operation),
         document_ids=_document_ids(a, operation),
         cost_usd=cost,
         cost_source=source,
-        error_category=_text(a.get(sc.OTEL_LLM_ERROR_CATEGORY)),
-        error_severity=_text(a.get(sc.OTEL_LLM_ERROR_SEVERITY)),
+        error_category=found.get(_ERROR_CATEGORY),
+        error_severity=found.get(_ERROR_SEVERITY),
     )
 
 
@@ -258,15 +273,15 @@ def normalize(
 
 
 def _operation(
-    a: Mapping[str, object], span_name: str, model: str | None, *, has_tokens: bool
+    a: Mapping[str, object], found: _Found, span_name: str, model: str | None, *, has_tokens: bool
 ) -> str | None:
-    declared = _text(a.get(sc.GEN_AI_OPERATION_NAME))
+    declared = found.get(_OPERATION_NAME)
     if declared is not None:
         word = declared.lower()
         if word not in _OPERATIONS:
             # A spec value we do not know (image, audio, ...): a call only if it names a model.
             return word if model else None
-        db_operation = _first(a, _DB_OPERATION_KEYS, _text) if word == "vectordb" else None
+        db_operation = found.get(_DB_OPERATION_KEYS) if word == "vectordb" else None
         if db_operation is not None and db_operation.lower() not in _DB_READS:
             return None
         return _OPERATIONS[word]
@@ -298,16 +313,16 @@ def _operation_from_name(span_name: str) -> str | None:
 # --- tokens --------------------------------------------------------------------------------------
 
 
-def _cache_counts(a: Mapping[str, object]) -> tuple[int, int, bool]:
+def _cache_counts(found: _Found) -> tuple[int, int, bool]:
     """(cache read, cache creation, whether either came from a foreign/deprecated name)."""
-    read = _first(a, _CACHE_READ_KEYS, _count)
-    creation = _first(a, _CACHE_CREATION_KEYS, _count)
+    read = found.get(_CACHE_READ_KEYS)
+    creation = found.get(_CACHE_CREATION_KEYS)
     foreign = False
     if read is None:
-        read = _first(a, _FOREIGN_CACHE_READ_KEYS, _count)
+        read = found.get(_FOREIGN_CACHE_READ_KEYS)
         foreign = read is not None
     if creation is None:
-        creation = _first(a, _FOREIGN_CACHE_CREATION_KEYS, _count)
+        creation = found.get(_FOREIGN_CACHE_CREATION_KEYS)
         foreign = foreign or creation is not None
     return read or 0, creation or 0, foreign
 
@@ -328,12 +343,12 @@ def _is_anthropic_usage(provider: str | None, model: str | None) -> bool:
 
 
 def _is_openlit(a: Mapping[str, object], resource: Mapping[str, object] | None) -> bool:
-    names = (_text(source.get("telemetry.sdk.name")) for source in (a, resource or {}))
+    names = (_text(source.get(_SDK_NAME)) for source in (a, resource or {}))
     return any(name is not None and name.lower() == "openlit" for name in names)
 
 
-def _documents(a: Mapping[str, object], operation: str) -> int | None:
-    count = _first(a, _DOCUMENT_COUNT_KEYS, _count)
+def _documents(a: Mapping[str, object], found: _Found, operation: str) -> int | None:
+    count = found.get(_DOCUMENT_COUNT_KEYS)
     prefix = _DOCUMENT_LIST_PREFIXES.get(operation)
     if count is not None or prefix is None:
         return count
@@ -363,26 +378,43 @@ def _document_ids(a: Mapping[str, object], operation: str) -> tuple[str, ...]:
     return tuple(found[i] for i in sorted(found))
 
 
-def _provider(a: Mapping[str, object]) -> str | None:
-    raw = _first(a, _PROVIDER_KEYS, _text)
+def _provider(found: _Found) -> str | None:
+    raw: str | None = found.get(_PROVIDER_KEYS)
     if raw is None:
         return None
+    known = _provider_seen.get(raw)
+    if known is not None:
+        return known
     lowered = raw.lower()
-    if lowered in _PROVIDER_NAMES:
-        return lowered
-    return _PROVIDERS.get("".join(ch for ch in lowered if ch.isalnum()), lowered)
+    if lowered not in _PROVIDER_NAMES:
+        lowered = _PROVIDERS.get("".join(ch for ch in lowered if ch.isalnum()), lowered)
+    if len(_provider_seen) < _MAX_PROVIDERS_SEEN:  # bounded: a sender may invent names
+        _provider_seen[raw] = lowered
+    return lowered
+
+
+# Spellings already resolved: a pure cache of the function above (same answer either way).
+_provider_seen: dict[str, str] = {}
+_MAX_PROVIDERS_SEEN: Final = 1024
 
 
 # --- values --------------------------------------------------------------------------------------
 
 
-def _first(a: Mapping[str, object], keys: _Keys, parse: Callable[[object], _T | None]) -> _T | None:
-    """The first value among ``keys`` that ``parse`` accepts: invalid values read as missing."""
-    for key in keys:
-        value = a.get(key)
-        if value is not None and (parsed := parse(value)) is not None:
-            return parsed
-    return None
+def _collect(a: Mapping[str, object]) -> _Found:
+    """Each field's value: of the field's names ``a`` holds, the first whose value is valid."""
+    found: _Found = {}
+    ranks: dict[_Keys, int] = {}
+    for key in _GROUPED.intersection(a):
+        group, rank, parse = _GROUP_OF[key]
+        value = a[key]
+        if value is None or (parsed := parse(value)) is None:
+            continue
+        best = ranks.get(group)
+        if best is None or rank < best:
+            ranks[group] = rank
+            found[group] = parsed
+    return found
 
 
 def _has_any(a: Mapping[str, object], keys: _Keys) -> bool:
@@ -436,3 +468,32 @@ def _seconds(value: object) -> float | None:
     """A non-negative finite amount (seconds, USD)."""
     number = _number(value)
     return number if number is not None and number >= 0 else None
+
+
+# --- the fields, by name --------------------------------------------------------------------
+
+_Found = dict["_Keys", Any]
+# Every field read by name, with how its value is parsed. A span names a few of these keys at
+# most, so normalize files the present ones under their field in one pass (_collect): an absent
+# field then costs one dict lookup instead of a probe per candidate name.
+_FIELDS: Final[Mapping[_Keys, Callable[[object], Any]]] = {
+    _PROVIDER_KEYS: _text, _REQUEST_MODEL_KEYS: _text, _RESPONSE_MODEL_KEYS: _text,
+    _INPUT_KEYS: _count, _OUTPUT_KEYS: _count, _TOTAL_KEYS: _count,
+    _CACHE_READ_KEYS: _count, _CACHE_CREATION_KEYS: _count, _FOREIGN_CACHE_READ_KEYS: _count,
+    _FOREIGN_CACHE_CREATION_KEYS: _count, _REASONING_KEYS: _count, _TTFC_KEYS: _seconds,
+    _FOREIGN_COST_KEYS: _seconds, _DATA_SOURCE_KEYS: _text, _DOCUMENT_COUNT_KEYS: _count,
+    _DB_OPERATION_KEYS: _text, _OPERATION_NAME: _text, _OUR_COST: _seconds,
+    _OUR_COST_SOURCE: _text, _ERROR_TYPE: _text, _ERROR_CATEGORY: _text, _ERROR_SEVERITY: _text,
+    _PROJECT: _text, _SERVER_ADDRESS: _text,
+}
+_GROUP_OF: Final[Mapping[str, tuple[_Keys, int, Callable[[object], Any]]]] = {
+    key: (group, rank, parse)
+    for group, parse in _FIELDS.items()
+    for rank, key in enumerate(group)
+}
+_GROUPED: Final = frozenset(_GROUP_OF)
+READ_KEYS: Final = frozenset(
+    (*_GROUPED, *_MARKER_KEYS, *_KIND_KEYS, *_INCLUSIVE_KEYS, *_PROMPT_KEYS, _SDK_NAME)
+)
+"""Every attribute key :func:`normalize` reads, besides those starting with
+:data:`READ_PREFIXES`: a host may hand it only these (the gateway converts no others)."""

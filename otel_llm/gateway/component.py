@@ -13,7 +13,6 @@ Copied from the OpenTelemetry Collector's design, in Python:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from google.protobuf.message import Message
@@ -34,22 +33,42 @@ Signal = Literal["traces", "metrics", "logs"]
 SIGNALS: tuple[Signal, ...] = ("traces", "metrics", "logs")
 
 
-@dataclass(slots=True)
 class Batch:
     """One OTLP export request flowing through the pipeline.
 
     ``items`` counts spans, metric data points or log records: the unit the queue is bounded in.
     ``message`` is the decoded request; processors may edit it in place and then set
     ``modified``. ``payload`` is the protobuf encoding as received (None when the request came
-    as JSON): it is reused as is unless the message was modified.
+    as JSON): it is reused as is unless the message was modified. A processor that edits the
+    encoding itself hands the result to :meth:`replace_payload`.
     """
 
-    signal: Signal
-    message: Message
-    items: int
-    payload: bytes | None = None
-    modified: bool = False
-    transport: str = ""
+    __slots__ = ("_message", "_message_type", "items", "modified", "payload", "signal",
+                 "transport")
+
+    def __init__(
+        self,
+        signal: Signal,
+        message: Message,
+        items: int,
+        payload: bytes | None = None,
+        modified: bool = False,
+        transport: str = "",
+    ) -> None:
+        self.signal = signal
+        self._message: Message | None = message
+        self._message_type = type(message)
+        self.items = items
+        self.payload = payload
+        self.modified = modified
+        self.transport = transport
+
+    @property
+    def message(self) -> Message:
+        if self._message is None:  # the payload was replaced: decode it again, on demand
+            assert self.payload is not None
+            self._message = self._message_type.FromString(self.payload)
+        return self._message
 
     def encoded(self) -> bytes:
         """The protobuf bytes to forward: the received bytes when nothing changed them."""
@@ -57,6 +76,12 @@ class Batch:
             self.payload = self.message.SerializeToString()
             self.modified = False
         return self.payload
+
+    def replace_payload(self, payload: bytes) -> None:
+        """Make ``payload`` (the request, re-encoded with edits) what is forwarded."""
+        self.payload = payload
+        self.modified = False
+        self._message = None
 
 
 class Consumer(Protocol):

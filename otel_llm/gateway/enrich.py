@@ -1,23 +1,23 @@
 """The enrich processor: cost and error attributes added to OTLP GenAI spans, in place.
 
-The gateway's host of the pure core (DESIGN.md §1): for each span of a decoded
+The gateway's host of the pure core (DESIGN.md §1): for each span of an
 ``ExportTraceServiceRequest`` that carries GenAI attributes,
 :func:`otel_llm.core.normalize.normalize` reads the call, :func:`otel_llm.core.enrich.assess`
 prices and classifies it, and the attributes the span lacks are appended as ``KeyValue``
-entries. Nothing else is touched: other spans, the span's existing attributes, events, links,
-resource and scope stay byte-for-byte the same, and a span that already carries a cost keeps
-it. Each call is then accounted once through the :class:`~otel_llm.accounting.Accountant` —
-after the next stage accepted the batch, so a request refused for back-pressure and retried by
-the client is not counted twice.
+entries. The request is handled in its wire view (:mod:`otel_llm.gateway.wire`): only the
+attributes normalize reads are decoded, and re-encoding it gives back the bytes received plus
+the appended entries. Nothing else is touched: other spans, the span's existing attributes,
+events, links, resource and scope stay byte-for-byte the same, and a span that already carries
+a cost keeps it. Each call is then accounted once through the
+:class:`~otel_llm.accounting.Accountant` — after the next stage accepted the batch, so a request
+refused for back-pressure and retried by the client is not counted twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from otel_llm.accounting import Accountant
@@ -27,40 +27,28 @@ from otel_llm.core.pricing import PriceTable
 from otel_llm.core.types import CallRecord
 from otel_llm.gateway.component import Batch, Consumer
 from otel_llm.gateway.selfmetrics import GatewayMetrics
-from otel_llm.gateway.wire import encode_span_attributes
+from otel_llm.gateway.wire import AttributeReader, TraceRequest, any_value, encode_key_values
 
-__all__ = ("EnrichProcessor", "enrich_request", "span_attributes")
+__all__ = ("EnrichProcessor", "Enrichment", "enrich_request")
 
-# Only attributes in these namespaces are converted to Python values for normalize: they cover
-# every name it reads (GenAI, OpenInference, OpenLLMetry, OpenLIT, ours, db/server/error), and
-# converting the rest (HTTP, user, content-free app attributes) is wasted time on the hot path.
-# tests/gateway/test_gateway_enrich.py checks normalize sees the same call either way.
-READ_NAMESPACES: Final = (
-    "gen_ai.",
-    "llm.",
-    "otel_llm.",
-    "embedding.",
-    "openinference.",
-    "traceloop.",
-    "db.",
-    "error.",
-    "server.",
-    "retrieval.",
-    "reranker.",
-    "telemetry.",
-)
 _STATUS_ERROR: Final = Status.STATUS_CODE_ERROR
-_SCALARS: Final = frozenset(
-    ("string_value", "bool_value", "int_value", "double_value", "bytes_value")
-)
+
+
+class Enrichment(NamedTuple):
+    payload: bytes | None
+    """The request re-encoded with the added attributes; None when no span changed."""
+    records: list[CallRecord]
+    """The calls the request describes, to account once it is accepted."""
+    changed: int
+    """Spans that got attributes."""
 
 
 class EnrichProcessor:
-    """Processor (mutates data): enriches trace batches in place, then hands them on.
+    """Processor (mutates data): enriches trace batches, then hands them on.
 
     Metrics and logs batches, and every batch when ``enabled`` is false, pass through untouched.
     ``consume`` raises whatever the next consumer raises; calls are accounted only once it
-    returned. Thread-safe: it holds no state of its own beyond its collaborators.
+    returned. Thread-safe: its one piece of state, the attribute reader's memo, is.
     """
 
     def __init__(
@@ -74,10 +62,11 @@ class EnrichProcessor:
         self._next = next_consumer
         self._accountant = accountant
         self._metrics = metrics
+        self._reader = AttributeReader()
         self.enabled = enabled
 
     def start(self) -> None:
-        """Nothing to start: the processor is stateless."""
+        """Nothing to start."""
 
     def shutdown(self) -> None:
         """Nothing to release."""
@@ -86,26 +75,27 @@ class EnrichProcessor:
         if not self.enabled or batch.signal != "traces" or not batch.items:
             self._next.consume(batch)
             return
-        request: ExportTraceServiceRequest = batch.message  # type: ignore[assignment]
-        records, changed = enrich_request(request, self._accountant)
-        if changed:
-            batch.modified = True
+        result = enrich_request(batch.encoded(), self._accountant, self._reader)
+        if result.payload is not None:
+            batch.replace_payload(result.payload)
         self._next.consume(batch)
-        if changed and self._metrics is not None:
-            self._metrics.enriched.add(changed)
+        if result.changed and self._metrics is not None:
+            self._metrics.enriched.add(result.changed)
         account = self._accountant.account
-        for record in records:
+        for record in result.records:
             account(record)
 
 
 def enrich_request(
-    request: ExportTraceServiceRequest, accountant: Accountant
-) -> tuple[list[CallRecord], int]:
-    """Enrich every GenAI span of ``request`` in place; return its calls and how many spans changed.
+    payload: bytes, accountant: Accountant, reader: AttributeReader | None = None
+) -> Enrichment:
+    """Enrich every GenAI span of the encoded ``ExportTraceServiceRequest`` ``payload``.
 
-    Never raises: a failure on one span (a bug of ours) is counted and logged once through the
-    accountant, and that span is left as it was.
+    Never raises on a request the receivers accepted: a failure on one span (a bug of ours) is
+    counted and logged once through the accountant, and that span is left as it was.
     """
+    request: Any = TraceRequest.FromString(payload)
+    read = (reader or AttributeReader()).read
     prices = accountant.prices
     records: list[CallRecord] = []
     changed = 0
@@ -114,11 +104,11 @@ def enrich_request(
         for ss in rs.scope_spans:
             for span in ss.spans:
                 try:
-                    attributes = span_attributes(span.attributes)
+                    attributes = read(span.attributes)
                     if not attributes:
                         continue
                     if resource is None:
-                        resource = span_attributes(rs.resource.attributes, everything=True)
+                        resource = _resource_attributes(rs.resource)
                     record, added = _enrich_span(span, attributes, resource, prices)
                 except Exception as exc:  # our bug must not lose the batch: forward the span as is
                     accountant.internal_error("gateway.enrich", exc)
@@ -126,20 +116,11 @@ def enrich_request(
                 if record is not None:
                     records.append(record)
                 changed += added
-    return records, changed
+    return Enrichment(request.SerializeToString() if changed else None, records, changed)
 
 
-def span_attributes(attributes: Iterable[KeyValue], *, everything: bool = False) -> dict[str, Any]:
-    """A dict of the OTLP attributes normalize may read (all of them with ``everything``)."""
-    out: dict[str, Any] = {}
-    for kv in attributes:
-        key = kv.key
-        if everything or key.startswith(READ_NAMESPACES):
-            # Scalars inline: this loop runs for every attribute of every span.
-            value = kv.value
-            kind = value.WhichOneof("value")
-            out[key] = getattr(value, kind) if kind in _SCALARS else _composite(value, kind)
-    return out
+def _resource_attributes(encoded: bytes) -> dict[str, Any]:
+    return {kv.key: any_value(kv.value) for kv in Resource.FromString(encoded).attributes}
 
 
 def _enrich_span(
@@ -158,7 +139,7 @@ def _enrich_span(
     assessment = assess(call, prices)
     missing = [(k, v) for k, v in assessment.attributes.items() if k not in attributes]
     if missing:
-        span.MergeFromString(encode_span_attributes(missing))  # appends, see wire.py
+        span.attributes.extend(encode_key_values(missing))
     service = resource.get("service.name")
     record = CallRecord(
         call=call,
@@ -170,13 +151,3 @@ def _enrich_span(
         service=service if isinstance(service, str) else None,
     )
     return record, 1 if missing else 0
-
-
-def _composite(value: AnyValue, kind: str | None) -> Any:
-    """Arrays as tuples (as the SDK holds them); maps and unset values as None."""
-    if kind != "array_value":
-        return None
-    return tuple(
-        getattr(item, k) if (k := item.WhichOneof("value")) in _SCALARS else _composite(item, k)
-        for item in value.array_value.values
-    )

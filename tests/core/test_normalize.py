@@ -784,3 +784,47 @@ def test_openinference_retrieved_document_ids_in_rank_order() -> None:
     assert call.operation == "retrieval"
     assert call.document_ids == ("kb-2", "kb-7", "42")
     assert call.retrieval_documents == 3
+
+
+# --- the names normalize reads -------------------------------------------------------------------
+
+def _all_names() -> list[str]:
+    """Every string constant of the normalize module that looks like an attribute key."""
+    import otel_llm.core.normalize as module
+
+    names: set[str] = set()
+    for value in vars(module).values():
+        items = value if isinstance(value, tuple | frozenset) else (value,)
+        names.update(v for v in items if isinstance(v, str) and "." in v and " " not in v)
+    return sorted(names)
+
+
+def test_every_name_belongs_to_one_field() -> None:
+    import otel_llm.core.normalize as module
+
+    assert len(module._GROUP_OF) == sum(len(names) for names in module._FIELDS)
+
+
+_ANY_VALUE = st.one_of(
+    st.integers(-5, 5000), st.floats(allow_nan=True), st.booleans(), st.none(),
+    st.sampled_from(["chat", "anthropic", "openai", "gpt-4o", "claude-3-5-sonnet", "LLM",
+                     "RETRIEVER", "openlit", "vectordb", "query", "12", " ", ""]),
+    st.lists(st.integers(0, 3), max_size=2).map(tuple),
+)
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(
+    attrs=st.dictionaries(
+        st.one_of(st.sampled_from(_all_names()), st.text(max_size=12),
+                  st.builds("retrieval.documents.{}.document.id".format, st.integers(0, 3))),
+        _ANY_VALUE, max_size=12,
+    ),
+    name=st.sampled_from(["chat gpt-4o", "openai.embeddings", "GET /", ""]),
+)
+def test_read_keys_hold_everything_normalize_reads(attrs: dict[str, Any], name: str) -> None:
+    # A host that hands normalize only READ_KEYS (and READ_PREFIXES) gets the same call.
+    from otel_llm.core.normalize import READ_KEYS, READ_PREFIXES
+
+    kept = {k: v for k, v in attrs.items() if k in READ_KEYS or k.startswith(READ_PREFIXES)}
+    assert normalize(kept, span_name=name) == normalize(attrs, span_name=name)

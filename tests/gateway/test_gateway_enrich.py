@@ -1,4 +1,4 @@
-"""The enrich processor on decoded protobuf: what it adds, what it leaves, what it accounts."""
+"""The enrich processor on encoded requests: what it adds, what it leaves, what it accounts."""
 
 from __future__ import annotations
 
@@ -7,15 +7,18 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_llm.accounting import Accountant
 from otel_llm.core.normalize import normalize
+from otel_llm.core.types import CallRecord
 from otel_llm.gateway.component import Batch, RetryableError
-from otel_llm.gateway.enrich import EnrichProcessor, enrich_request, span_attributes
-from otel_llm.gateway.wire import encode_span_attributes
+from otel_llm.gateway.enrich import EnrichProcessor, enrich_request
+from otel_llm.gateway.wire import AttributeReader, any_value, encode_key_values
 from tests.gateway.gateway_support import (
     FAILED,
     HTTP_ONLY,
@@ -82,13 +85,23 @@ def _cost_points(reader: InMemoryMetricReader) -> list[Any]:
     return points
 
 
+def _enrich(
+    request: ExportTraceServiceRequest, acc: Accountant
+) -> tuple[list[CallRecord], int]:
+    """enrich_request on the encoded request; ``request`` then holds what would be forwarded."""
+    result = enrich_request(request.SerializeToString(), acc)
+    if result.payload is not None:
+        request.ParseFromString(result.payload)
+    return result.records, result.changed
+
+
 @pytest.mark.parametrize("name", sorted(CONVENTIONS))
-def test_namespace_filter_keeps_everything_normalize_reads(name: str) -> None:
+def test_the_reader_keeps_everything_normalize_reads(name: str) -> None:
     span = make_span("chat x", {**CONVENTIONS[name], **HTTP_ONLY, "user.id": "u1"})
-    full = span_attributes(span.attributes, everything=True)
-    filtered = span_attributes(span.attributes)
-    assert set(filtered) < set(full)
-    assert normalize(filtered, span_name=span.name) == normalize(full, span_name=span.name)
+    full = {kv.key: any_value(kv.value) for kv in span.attributes}
+    read = AttributeReader().read([kv.SerializeToString() for kv in span.attributes])
+    assert set(read) < set(full)
+    assert normalize(read, span_name=span.name) == normalize(full, span_name=span.name)
 
 
 def test_adds_cost_and_category_and_nothing_else(accountant: tuple[Accountant, Any]) -> None:
@@ -98,7 +111,7 @@ def test_adds_cost_and_category_and_nothing_else(accountant: tuple[Accountant, A
     request = make_request(*spans)
     http_before = http.SerializeToString()
     resource_before = request.resource_spans[0].resource.SerializeToString()
-    records, changed = enrich_request(request, acc)
+    records, changed = _enrich(request, acc)
     assert changed == 2 and len(records) == 2
     official, failed, untouched = request.resource_spans[0].scope_spans[0].spans
     assert attributes(official)["otel_llm.cost.usd"] > 0
@@ -115,7 +128,7 @@ def test_adds_cost_and_category_and_nothing_else(accountant: tuple[Accountant, A
 def test_existing_cost_is_kept(accountant: tuple[Accountant, Any]) -> None:
     acc, _ = accountant
     request = make_request(make_span("chat gpt-4o", CONVENTIONS["priced"]))
-    records, changed = enrich_request(request, acc)
+    records, changed = _enrich(request, acc)
     span = request.resource_spans[0].scope_spans[0].spans[0]
     assert attributes(span)["otel_llm.cost.usd"] == 1.5
     assert attributes(span)["otel_llm.cost.source"] == "override"
@@ -132,7 +145,7 @@ def test_absurd_token_counts_do_not_break_anything(
     acc, _ = accountant
     attrs = {**OFFICIAL, "gen_ai.usage.input_tokens": tokens, "gen_ai.usage.output_tokens": tokens}
     request = make_request(make_span("chat gpt-4o", attrs))
-    records, _ = enrich_request(request, acc)
+    records, _ = _enrich(request, acc)
     assert records[0].call.input_tokens is None and records[0].call.output_tokens is None
     span = request.resource_spans[0].scope_spans[0].spans[0]
     assert "otel_llm.cost.usd" not in attributes(span)  # not priced from nonsense
@@ -146,7 +159,7 @@ def test_odd_values_are_tolerated(accountant: tuple[Accountant, Any]) -> None:
     span.attributes.add(key="gen_ai.request.model")  # empty AnyValue: a duplicate key, no value
     span.attributes.add(key="gen_ai.usage.cost").value.kvlist_value.values.add(key="x")
     request = make_request(span)
-    records, _ = enrich_request(request, acc)
+    records, _ = _enrich(request, acc)
     assert len(records) == 1
 
 
@@ -164,7 +177,9 @@ def test_accounts_once_and_only_after_the_next_stage_accepted(
     EnrichProcessor(sink, acc).consume(Batch("traces", fresh, 1, fresh.SerializeToString()))
     [point] = _cost_points(reader)
     assert point.value > 0
-    assert sink.batches[0].modified  # so the forwarded bytes are re-encoded with the attributes
+    forwarded = ExportTraceServiceRequest.FromString(sink.batches[0].encoded())
+    assert "otel_llm.cost.usd" in attributes(forwarded.resource_spans[0].scope_spans[0].spans[0])
+    assert sink.batches[0].message == forwarded  # the message follows the replaced payload
 
 
 def test_disabled_or_other_signals_pass_untouched(accountant: tuple[Accountant, Any]) -> None:
@@ -193,7 +208,7 @@ def test_a_bug_on_one_span_loses_nothing(
 
     monkeypatch.setattr(enrich_module, "normalize", flaky)
     request = make_request(make_span("chat gpt-4o", OFFICIAL), make_span("chat gpt-4o", OFFICIAL))
-    records, changed = enrich_request(request, acc)
+    records, changed = _enrich(request, acc)
     assert len(records) == 1 and changed == 1
 
 
@@ -203,7 +218,7 @@ VALUES = st.one_of(
 
 
 @settings(max_examples=200, deadline=None, database=None)
-@given(items=st.lists(st.tuples(st.text(max_size=30), VALUES), max_size=6))
+@given(items=st.lists(st.tuples(st.text(min_size=1, max_size=30), VALUES), max_size=6))
 def test_hand_encoded_attributes_are_what_upb_encodes(items: list[tuple[str, Any]]) -> None:
     expected = Span(name="s")
     for key, value in items:
@@ -216,7 +231,6 @@ def test_hand_encoded_attributes_are_what_upb_encodes(items: list[tuple[str, Any
             target.double_value = value
         else:
             target.string_value = value
-    merged = Span(name="s")
-    merged.MergeFromString(encode_span_attributes(items))
-    assert merged.SerializeToString() == expected.SerializeToString()
-    assert [kv.key for kv in merged.attributes] == [key for key, _ in items]
+    encoded = encode_key_values(items)
+    assert encoded == [kv.SerializeToString() for kv in expected.attributes]
+    assert [KeyValue.FromString(entry).key for entry in encoded] == [key for key, _ in items]
