@@ -43,8 +43,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # --- workload ---------------------------------------------------------------------------------
 
 
-def make_batch(seed: int) -> bytes:
-    """512 LLM-like spans, 15 attributes each, ~650 bytes a span."""
+def make_batch(seed: int, genai_every: int = 1) -> bytes:
+    """512 spans, 15 attributes each, ~650 bytes a span: LLM-like, or with ``genai_every=10``
+    one LLM span in ten and HTTP server spans otherwise (a service's usual mix)."""
     request = ExportTraceServiceRequest()
     rs = request.resource_spans.add()
     rs.resource.attributes.add(key="service.name").value.string_value = "rag-api"
@@ -59,6 +60,11 @@ def make_batch(seed: int) -> bytes:
         span.kind = 3
         span.start_time_unix_nano = 1_700_000_000_000_000_000 + i * 1000
         span.end_time_unix_nano = span.start_time_unix_nano + 1_234_567_890
+        if i % genai_every:
+            span.name, span.kind = "GET /v1/answers", 2
+            for key, value in _http_attributes(seed, i):
+                _set(span.attributes.add(key=key).value, value)
+            continue
         for key, value in (
             ("gen_ai.operation.name", "chat"),
             ("gen_ai.provider.name", "openai"),
@@ -78,6 +84,19 @@ def make_batch(seed: int) -> bytes:
         ):
             _set(span.attributes.add(key=key).value, value)
     return request.SerializeToString()
+
+
+def _http_attributes(seed: int, i: int) -> list[tuple[str, object]]:
+    return [
+        ("http.request.method", "GET"), ("http.route", "/v1/answers"),
+        ("http.response.status_code", 200), ("url.scheme", "https"),
+        ("url.path", f"/v1/answers/{seed}-{i}"), ("server.address", "rag-api.internal"),
+        ("server.port", 8443), ("client.address", f"10.0.{i % 7}.{i % 250}"),
+        ("network.protocol.version", "1.1"), ("user_agent.original", "python-httpx/0.28.1"),
+        ("http.request.body.size", 200 + i % 900), ("http.response.body.size", 1000 + i),
+        ("enduser.id", f"user-{i % 50}"), ("otel_llm.project.id", "proj-a"),
+        ("deployment.environment.name", "prod"),
+    ]
 
 
 def _set(target: AnyValue, value: object) -> None:
@@ -406,37 +425,48 @@ def main() -> int:
                 sink.server.stop(None)
 
 
+MIXED = ", 10% GenAI"
+
+
 def run_rounds(
     contenders: list[Contender], payloads: list[bytes], rounds: int, seconds: float
 ) -> int:
     by_name = {c.name: c for c in contenders}
-    runs = [("grpc", c.name) for c in contenders] + [
-        ("http", "gateway enrich"),
-        ("http", "gateway pass"),
+    mixed = [make_batch(i, genai_every=10) for i in range(len(payloads))]
+    workloads = {"": payloads, MIXED: mixed}
+    runs = [("grpc", c.name, "") for c in contenders] + [
+        ("http", "gateway enrich", ""),
+        ("http", "gateway pass", ""),
+        ("grpc", "gateway enrich", MIXED),
+        ("grpc", "gateway pass", MIXED),
     ]
-    wall: dict[str, list[float]] = {f"{t} {n}": [] for t, n in runs}
-    per_cpu: dict[str, list[float]] = {f"{t} {n}": [] for t, n in runs}
+    wall: dict[str, list[float]] = {f"{t} {n}{w}": [] for t, n, w in runs}
+    per_cpu: dict[str, list[float]] = {f"{t} {n}{w}": [] for t, n, w in runs}
+    account = enrich_in_process(account=True)
     in_process = {
         "gateway enrich step (no accounting)": enrich_in_process(account=False),
-        "gateway enrich step + accounting": enrich_in_process(account=True),
+        "gateway enrich step + accounting": account,
     }
     for work in in_process.values():
         work(payloads[0])  # warm the price lookups
+    mixed_step = "gateway enrich step + accounting" + MIXED
     floors: dict[str, list[float]] = {  # in-process, single thread
         "decode (lazy)": [],
         "decode + read every attribute": [],
         "decode + add attribute + encode": [],
         **{label: [] for label in in_process},
+        mixed_step: [],
     }
     for round_index in range(rounds):
         order = runs if round_index % 2 == 0 else list(reversed(runs))  # interleave
-        for transport, name in order:
-            rate, cpu_rate = measure(by_name[name], transport, payloads, seconds)
-            wall[f"{transport} {name}"].append(rate)
-            per_cpu[f"{transport} {name}"].append(cpu_rate)
+        for transport, name, workload in order:
+            rate, cpu_rate = measure(by_name[name], transport, workloads[workload], seconds)
+            wall[f"{transport} {name}{workload}"].append(rate)
+            per_cpu[f"{transport} {name}{workload}"].append(cpu_rate)
         works = (floor_decode, floor_read_all, floor_add_encode, *in_process.values())
-        for label, work in zip(floors, works, strict=True):
+        for label, work in zip(list(floors)[:-1], works, strict=True):
             floors[label].append(spans_per_second(work, payloads, min(seconds, 1.0)))
+        floors[mixed_step].append(spans_per_second(account, mixed, min(seconds, 1.0)))
         print(f"  round {round_index + 1}/{rounds} done", flush=True)
 
     def med(values: list[float]) -> float:
@@ -448,7 +478,7 @@ def run_rounds(
         rate = f"{med(values) / 1000:.1f} k"
         print(f"| in-process: {label} | {rate} | {rate} | |")
     for key in wall:
-        name = key.split(" ", 1)[1]
+        name = key.split(" ", 1)[1].removesuffix(MIXED)
         print(
             f"| {key} | {med(wall[key]) / 1000:.1f} k | {med(per_cpu[key]) / 1000:.1f} k "
             f"| {by_name[name].peak_rss_mib():.0f} MiB |"
@@ -470,6 +500,11 @@ def run_rounds(
             f"| {transport}: enrich / pass-through | {ratio(wall[enrich], wall[passthrough])} "
             f"| {ratio(per_cpu[enrich], per_cpu[passthrough])} | >= 0.80 |"
         )
+    enrich, passthrough = "grpc gateway enrich" + MIXED, "grpc gateway pass" + MIXED
+    print(
+        f"| grpc{MIXED}: enrich / pass-through | {ratio(wall[enrich], wall[passthrough])} "
+        f"| {ratio(per_cpu[enrich], per_cpu[passthrough])} | (sizing) |"
+    )
     a, b = "grpc grpc floor", "grpc grpc floor (A/A)"
     print(
         f"| A/A: grpc floor / its twin | {ratio(wall[a], wall[b])} "

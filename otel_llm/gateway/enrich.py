@@ -22,7 +22,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from otel_llm.accounting import Accountant
 from otel_llm.core.enrich import assess
-from otel_llm.core.normalize import normalize
+from otel_llm.core.normalize import is_genai, normalize
 from otel_llm.core.pricing import PriceTable
 from otel_llm.core.types import CallRecord
 from otel_llm.gateway.component import Batch, Consumer
@@ -105,8 +105,8 @@ def enrich_request(
             for span in ss.spans:
                 try:
                     attributes = read(span.attributes)
-                    if not attributes:
-                        continue
+                    if not is_genai(attributes):
+                        continue  # most spans: nothing more to read
                     if resource is None:
                         resource = _resource_attributes(rs.resource)
                     record, added = _enrich_span(span, attributes, resource, prices)
