@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import TypeAlias
 
 from otel_llm import config
-from otel_llm.core.pricing import PriceTable, describe
+from otel_llm.core.price_sheet import describe
+from otel_llm.core.pricing import PriceTable
 
 __all__ = ("main",)
 

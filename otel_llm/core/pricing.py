@@ -54,14 +54,13 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-import genai_prices
 from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
 from genai_prices.types import ModelInfo, TieredPrices
 
 from otel_llm.core.price_file import read_price_file
 from otel_llm.core.types import UNKNOWN_COST, Cost, CostSource, LLMCall
 
-__all__ = ("Rates", "RateTier", "PriceTable", "describe")
+__all__ = ("Rates", "RateTier", "PriceTable")
 
 _log = logging.getLogger(__name__)
 
@@ -329,45 +328,6 @@ class PriceTable:
         )
 
 
-def describe(table: PriceTable, model: str, provider: str | None = None) -> str:
-    """Human-readable prices of ``model`` for the CLI: what it resolved to, USD per 1M tokens
-    (and tiers), and where the prices come from; or an "unknown model" message."""
-    asked = model if provider is None else f"{model} (provider {provider})"
-    rates = table.rates(provider, model)
-    if rates is None:
-        where = f"genai-prices {genai_prices.__version__}"
-        if table.origin:
-            where += f" or {table.origin}"
-        return (
-            f"unknown model: {asked}\n"
-            f"No price in {where}. Add it to a prices file (models: [{{model: ..., input: ..., "
-            f"output: ...}}]) or alias it to a priced model, and pass the file with --prices."
-            + ("" if provider else " Without a provider, it is guessed from the model name.")
-        )
-    if rates.source == "override":
-        source = f"override file {table.origin}" if table.origin else "override file"
-    else:
-        source = f"genai-prices {genai_prices.__version__}"
-    lines = [
-        f"model:     {rates.model_id or model}",
-        f"provider:  {rates.provider_id or 'any'}",
-        f"asked for: {asked}",
-        f"source:    {source}",
-    ]
-    if rates.per_request:
-        lines.append(f"fee:       ${rates.per_request:g} per request, on top of tokens")
-    base: RateTier = (0, rates.input, rates.output, rates.cache_read, rates.cache_write)
-    for start, *values in (base, *rates.tiers):
-        lines.append(
-            f"above {start:,} input tokens (applies to all tokens of the call):"
-            if start
-            else "USD per 1M tokens:"
-        )
-        for label, rate in zip(_LABELS, values, strict=True):
-            lines.append(f"  {label:<12} {'- (billed as input)' if rate is None else f'${rate:g}'}")
-    return "\n".join(lines)
-
-
 def _cost(
     rates: Rates,
     input_tokens: int | None,
@@ -404,9 +364,6 @@ def _cost(
     input_usd = (uncached * in_rate + cached) / 1e6 + rates.per_request
     output_usd = out * out_rate / 1e6
     return Cost(input_usd + output_usd, input_usd, output_usd, rates.source)
-
-
-_LABELS = ("input", "output", "cache read", "cache write")
 
 
 def _rates_from_genai(provider_id: str, info: ModelInfo, when: datetime) -> Rates | None:

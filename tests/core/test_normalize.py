@@ -789,8 +789,8 @@ def test_openinference_retrieved_document_ids_in_rank_order() -> None:
 # --- the names normalize reads -------------------------------------------------------------------
 
 def _all_names() -> list[str]:
-    """Every string constant of the normalize module that looks like an attribute key."""
-    import otel_llm.core.normalize as module
+    """Every string constant of the conventions module that looks like an attribute key."""
+    import otel_llm.core.conventions as module
 
     names: set[str] = set()
     for value in vars(module).values():

@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otel_llm.core import pricing
-from otel_llm.core.pricing import PriceTable, Rates, describe
+from otel_llm.core.price_sheet import describe
+from otel_llm.core.pricing import PriceTable, Rates
 from otel_llm.core.types import UNKNOWN_COST, Cost, LLMCall
 
 TABLE = PriceTable()  # shared: hypothesis tests must not use function-scoped fixtures
