@@ -24,7 +24,7 @@ def wire(gateway: Gateway) -> Callable[[], None]:
     """
     settings = gateway.settings
     alerting = alerts.resolve(settings.rules)
-    if settings.jaeger_url and not alerting.jaeger_url:
+    if settings.jaeger_url:  # --jaeger-url / OTEL_LLM_JAEGER_URL, over the rules file's
         alerting = dataclasses.replace(alerting, jaeger_url=settings.jaeger_url)
     service = alerts.AlertService.from_config(
         alerting,
@@ -41,14 +41,16 @@ def wire(gateway: Gateway) -> Callable[[], None]:
         store.start()
         cleanups.append(store.shutdown)
         gateway.accountant.add_observer(store)
-        forwarder = gateway.pipeline.forwarder
+        queue = gateway.pipeline.queue
         instrument_app(gateway.app, health=False,
                        excluded_urls="/v1/traces,/v1/metrics,/v1/logs,/metrics")
         mount(
             gateway.app, store, alerts=service, rules=alerting.rules,
             jaeger_url=alerting.jaeger_url, authorized=gateway.authorized,
             feedback=FeedbackRecorder([store], meter_provider=gateway.meter_provider),
-            checks={"downstream": lambda: forwarder is None or not forwarder.failing},
+            # Not the downstream: the queue rides its outages out, and taking the gateway out of
+            # rotation then would only move the load. A full queue refuses data: not ready.
+            checks={"queue": lambda: queue is None or queue.has_room(1)},
         )
     service.start()
 

@@ -148,6 +148,19 @@ def configure(
         prometheus_port if prometheus_port is not None else config.env(config.ENV_PROMETHEUS_PORT),
         "prometheus_port",
     )
+    if port is not None and meter_provider is not None:
+        # An SDK MeterProvider's readers are fixed when it is built: ours cannot join yours.
+        if prometheus_port is not None:
+            raise ValueError(
+                "prometheus_port needs the MeterProvider configure() builds; with your own "
+                "meter_provider, give it an opentelemetry.exporter.prometheus."
+                "PrometheusMetricReader and serve /metrics yourself"
+            )
+        logger.warning(
+            "otel-llm: %s is ignored: configure() was given a meter_provider, whose readers "
+            "are its own", config.ENV_PROMETHEUS_PORT,
+        )
+        port = None
     table = _price_table(prices)
     # Imported here: alerting pulls in httpx, which `import otel_llm` alone should not pay for.
     from otel_llm import alerts

@@ -119,6 +119,24 @@ def test_in_process_prometheus_endpoint_uses_contract_names() -> None:
         tel.shutdown()
 
 
+def test_prometheus_port_with_a_meter_provider_of_the_users(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Its readers are fixed when it is built: an explicit port cannot be honoured, so it fails
+    # early; the same port from the environment is ignored with a warning.
+    with pytest.raises(ValueError, match="prometheus_port"):
+        otel_llm.configure(instrument=False, prometheus_port=0, meter_provider=MeterProvider(),
+                           tracer_provider=TracerProvider())
+    monkeypatch.setenv("OTEL_LLM_PROMETHEUS_PORT", "0")
+    tel = otel_llm.configure(instrument=False, meter_provider=MeterProvider(),
+                             tracer_provider=TracerProvider())
+    try:
+        assert tel.prometheus_port is None
+        assert "OTEL_LLM_PROMETHEUS_PORT is ignored" in caplog.text
+    finally:
+        tel.shutdown()
+
+
 def test_public_api_is_curated() -> None:
     assert set(otel_llm.__all__) == {
         "__version__", "configure", "Telemetry", "LLMSpanProcessor", "llm_call", "embedding",

@@ -192,7 +192,8 @@ def resolve(
     file; an :class:`AlertsConfig`; or an iterable of :class:`Rule` (exactly those rules, no
     defaults). ``notifiers``: None → the rules file's ``notifiers:``; a path → that file's
     ``notifiers:`` section; or an iterable of notifier configs / :class:`Notifier` objects.
-    ``OTEL_LLM_JAEGER_URL`` supplies the trace-link base when the file sets none.
+    ``OTEL_LLM_JAEGER_URL``, when set, is the trace-link base, over the file's ``jaeger_url``
+    (settings: arguments > environment > file > defaults).
     Raises ``ValueError`` (:class:`RuleError` for file contents) on anything invalid.
     """
     env = os.environ if environ is None else environ
@@ -210,8 +211,9 @@ def resolve(
         cfg = AlertsConfig(rules=tuple(items))
     if notifiers is not None:
         cfg = replace(cfg, notifiers=_notifiers(notifiers, env))
-    if cfg.jaeger_url is None and _settings.first(env.get(ENV_JAEGER_URL)):
-        cfg = replace(cfg, jaeger_url=_settings.first(env.get(ENV_JAEGER_URL)))
+    env_jaeger = _settings.first(env.get(ENV_JAEGER_URL))
+    if env_jaeger:
+        cfg = replace(cfg, jaeger_url=env_jaeger)
     return cfg
 
 

@@ -122,9 +122,11 @@ def classify(obj: object) -> ErrorInfo:
     """Classify anything; never raises.
 
     An exception goes to :func:`classify_exception`, an ``int`` (not ``bool``) to
-    :func:`classify_http_status`, a mapping to :func:`classify_attributes`; a string is read as
-    an ``error.type`` value, exception class name or HTTP status; anything else is ``_OTHER``.
-    Except for application exceptions, ``(category, severity) == ERROR_TYPES[type]``.
+    :func:`classify_http_status`, a mapping to :func:`classify_attributes`, and so does a span
+    (anything with a mapping of ``attributes``, such as the SDK's ``ReadableSpan``, with its status
+    description and events); a string is read as an ``error.type`` value, exception class name
+    or HTTP status; anything else is ``_OTHER``. Except for application exceptions,
+    ``(category, severity) == ERROR_TYPES[type]``.
     """
     if isinstance(obj, BaseException):
         return classify_exception(obj)
@@ -134,6 +136,14 @@ def classify(obj: object) -> ErrorInfo:
         return classify_attributes(obj)
     if isinstance(obj, str):
         return error_info(_type_for_name(obj))
+    attributes = getattr(obj, "attributes", None)
+    if isinstance(attributes, Mapping):
+        description = getattr(getattr(obj, "status", None), "description", None)
+        events = [(getattr(e, "name", None), getattr(e, "attributes", None) or {})
+                  for e in getattr(obj, "events", None) or ()]
+        return classify_attributes(
+            attributes, description if isinstance(description, str) else "", events  # type: ignore[arg-type]
+        )
     return _OTHER_INFO
 
 

@@ -2,7 +2,7 @@
 
 Receivers (OTLP/gRPC, OTLP/HTTP) → enrich processor (cost and error attributes added to GenAI
 spans in place) → bounded queue (memory or SQLite) → exporter (OTLP/gRPC or HTTP, with retry).
-See :class:`Gateway` to embed it and ``otel_llm/gateway/README_SECTION.md`` for operations.
+See :class:`Gateway` to embed it, and the README's gateway section for operations.
 """
 
 from otel_llm.gateway.component import Batch, Component, Consumer

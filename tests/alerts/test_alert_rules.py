@@ -228,6 +228,12 @@ def test_resolve_sources(tmp_path: Path) -> None:
     only = Rule(name="B", metric="call_count", threshold=3)
     cfg = resolve([only], environ={"OTEL_LLM_JAEGER_URL": "http://jaeger:16686"})
     assert cfg.rules == (only,) and cfg.jaeger_url == "http://jaeger:16686"
+    # Settings precedence: the environment over the file.
+    linked = tmp_path / "linked.yaml"
+    linked.write_text("jaeger_url: http://from-file:16686\nrules: []\n")
+    assert resolve(linked, environ={}).jaeger_url == "http://from-file:16686"
+    cfg = resolve(linked, environ={"OTEL_LLM_JAEGER_URL": "http://from-env:16686"})
+    assert cfg.jaeger_url == "http://from-env:16686"
     with pytest.raises(ValueError, match="rules must be"):
         resolve(42)
     with pytest.raises(ValueError, match="cannot read rules file"):

@@ -718,3 +718,25 @@ def test_keys_never_survive_in_messages(before: str, key: str, after: str) -> No
     message = classify(RuntimeError(f"{before} sk-proj-{key} {after}")).message
     assert f"sk-proj-{key}" not in message
     assert len(message) <= 200
+
+
+def test_classify_reads_a_finished_sdk_span() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import Status, StatusCode
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("chat x") as span:
+        span.set_attribute("error.type", "timeout")
+        span.set_status(Status(StatusCode.ERROR, "took too long"))
+    with tracer.start_as_current_span("chat y", record_exception=False) as span:
+        span.add_event("exception", {"exception.type": "openai.RateLimitError",
+                                     "exception.message": "slow down"})
+    timed_out, limited = exporter.get_finished_spans()
+    assert classify(timed_out).type == "timeout"
+    assert classify(timed_out).message == "took too long"
+    assert (classify(limited).type, classify(limited).category) == ("rate_limit", "resource_error")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry
 
 from otel_llm.gateway import Gateway, GatewaySettings
@@ -58,3 +59,47 @@ def test_api_on_the_gateway_port_sees_the_calls_it_received(tmp_path: Path) -> N
     finally:
         gateway.shutdown()
         store.shutdown()
+
+
+def test_jaeger_url_precedence_flag_over_env_over_rules_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otel_llm.serve import wire
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("jaeger_url: http://from-file:16686\nrules: []\n")
+    monkeypatch.setenv("OTEL_LLM_JAEGER_URL", "http://from-env:16686")
+    for flag, expected in (("http://from-flag:16686", "from-flag"), (None, "from-env")):
+        settings = GatewaySettings(grpc_port=0, http_port=0, rules=str(rules), jaeger_url=flag)
+        gateway = Gateway(settings, registry=CollectorRegistry())
+        cleanup = wire(gateway)
+        try:
+            assert gateway.alerts is not None
+            assert expected in (gateway.alerts.evaluator._jaeger or "")
+        finally:
+            cleanup()
+
+
+def test_ready_through_a_downstream_outage_until_the_queue_is_full(tmp_path: Path) -> None:
+    from otel_llm.serve import wire
+
+    settings = GatewaySettings(
+        grpc_port=0, http_port=0, forward="http://127.0.0.1:1",  # nothing listens there
+        queue_size=4, db=f"sqlite:///{tmp_path / 'calls.db'}", shutdown_timeout=0.5,
+    )
+    gateway = Gateway(settings, registry=CollectorRegistry())
+    cleanup = wire(gateway)
+    gateway.start()
+    base = f"http://{gateway.http_address}"
+    try:
+        assert httpx.get(f"{base}/health/ready").status_code == 200
+        body = make_request(*(make_span("chat gpt-4o", OFFICIAL) for _ in range(4)))
+        response = httpx.post(f"{base}/v1/traces", content=body.SerializeToString(),
+                              headers={"Content-Type": "application/x-protobuf"})
+        assert response.status_code == 200  # queued: the downstream is down, not the gateway
+        assert wait_until(lambda: httpx.get(f"{base}/health/ready").status_code == 503, 10)
+        checks = httpx.get(f"{base}/health/ready").json()["checks"]
+        assert checks["queue"]["status"] == "fail" and checks["store"]["status"] == "ok"
+    finally:
+        gateway.shutdown()
+        cleanup()
