@@ -60,10 +60,10 @@ class Retrieval(Invocation):
             self.documents = len(docs)
             # Kept for RAG feedback (precision/recall against what was retrieved), not exported.
             self.document_ids = tuple(str(doc_id) for doc_id, _ in docs[:_MAX_DOCUMENT_IDS])
-            self._attributes[sc.OTEL_LLM_RETRIEVAL_DOCUMENTS_COUNT] = len(docs)
+            self.set_attribute(sc.OTEL_LLM_RETRIEVAL_DOCUMENTS_COUNT, len(docs))
             finite = [s for s in scores if math.isfinite(s)]
             if finite:
-                self._attributes[sc.OTEL_LLM_RETRIEVAL_TOP_SCORE] = max(finite)
+                self.set_attribute(sc.OTEL_LLM_RETRIEVAL_TOP_SCORE, max(finite))
         except Exception as exc:  # a malformed argument must not break the user's retrieval
             self._runtime.accountant.invalid(
                 "documents", "otel-llm: ignoring invalid documents (%r)", exc

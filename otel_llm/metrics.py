@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from opentelemetry.metrics import Meter, MeterProvider, get_meter_provider
+import threading
+import weakref
+from collections.abc import Iterable
+
+from opentelemetry.metrics import (
+    CallbackOptions,
+    Meter,
+    MeterProvider,
+    Observation,
+    get_meter_provider,
+)
 from opentelemetry.util.types import Attributes
 
 from otel_llm import semconv as sc
@@ -14,9 +24,13 @@ class Instruments:
     """The §3 metrics plus our own health counters, created once per meter provider."""
 
     def __init__(self, meter_provider: MeterProvider | None = None) -> None:
-        meter: Meter = (meter_provider or get_meter_provider()).get_meter(
-            "otel_llm", __version__
-        )
+        provider = meter_provider or get_meter_provider()
+        meter: Meter = provider.get_meter("otel_llm", __version__)
+        # The global provider may still be the API's proxy: its instruments start recording
+        # once a real provider is set, so the cost totals follow whatever it is at each call.
+        self._global = meter_provider is None or meter_provider is get_meter_provider()
+        self._cost_provider = provider
+        self._cost_totals = _cost_totals(provider)
         self.token_usage = meter.create_histogram(
             sc.METRIC_TOKEN_USAGE,
             unit="{token}",
@@ -35,8 +49,13 @@ class Instruments:
             description="Time to receive the first chunk of a streamed response.",
             explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS),
         )
-        self.cost = meter.create_counter(
-            sc.METRIC_COST, unit=sc.METRIC_COST_UNIT, description="Cost of GenAI calls in USD."
+        # Asynchronous: a call adds to a running total (a float add under a lock) instead of
+        # paying for an SDK measurement; the SDK reads the totals when it collects.
+        self.cost = meter.create_observable_counter(
+            sc.METRIC_COST,
+            callbacks=[self._observe_cost],
+            unit=sc.METRIC_COST_UNIT,
+            description="Cost of GenAI calls in USD.",
         )
         self.errors = meter.create_counter(
             sc.METRIC_ERRORS, unit="{error}", description="Failed GenAI calls by category."
@@ -83,7 +102,7 @@ class Instruments:
             self.retrieval_documents.record(call.retrieval_documents, labels.base)
         if record.cost is not None:
             if record.cost.total_usd is not None:
-                self.cost.add(record.cost.total_usd, labels.owner)
+                self.add_cost(record.cost.total_usd, labels)
             else:
                 self.unpriced_calls.add(1, labels.owner)
         if record.error is not None:
@@ -96,6 +115,80 @@ class Instruments:
                     sc.ERROR_TYPE: record.error.type,
                 },
             )
+
+    def add_cost(self, usd: float, labels: _Labels) -> None:
+        """Add ``usd`` to the ``otel_llm.cost`` counter of ``labels.owner``."""
+        totals = self._cost_totals
+        if self._global:
+            provider = get_meter_provider()
+            if provider is not self._cost_provider:
+                # Totals first: a concurrent call that already sees the new provider must not
+                # add to the old totals.
+                self._cost_totals = totals = _cost_totals(provider)
+                self._cost_provider = provider
+        totals.add(labels.owner_key, labels.owner, usd)
+
+    def _observe_cost(self, options: CallbackOptions) -> Iterable[Observation]:
+        provider = get_meter_provider() if self._global else self._cost_provider
+        return _cost_totals(provider).observations()
+
+
+class _CostTotals:
+    """Running ``otel_llm.cost`` per label set, shared by every :class:`Instruments` of one
+    meter provider.
+
+    Shared because the SDK de-duplicates instruments by name per meter: a second
+    ``Instruments`` on the same provider gets the first one's observable counter, and only the
+    first callback is ever called, so it must report what every ``Instruments`` added. Bounded
+    like the SDK's own aggregation: label sets beyond ``limit`` are folded into the SDK's
+    overflow set.
+    """
+
+    __slots__ = ("_limit", "_lock", "_totals")
+
+    def __init__(self, limit: int = 2000) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._totals: dict[tuple[tuple[str, str], ...], _Total] = {}
+
+    def add(self, key: tuple[tuple[str, str], ...], attributes: Attributes, usd: float) -> None:
+        with self._lock:
+            entry = self._totals.get(key)
+            if entry is None:
+                if len(self._totals) >= self._limit:
+                    key, attributes = _OVERFLOW_KEY, _OVERFLOW_ATTRIBUTES
+                    entry = self._totals.get(key)
+                if entry is None:
+                    entry = self._totals[key] = _Total(attributes)
+            entry.usd += usd
+
+    def observations(self) -> list[Observation]:
+        with self._lock:
+            return [Observation(t.usd, t.attributes) for t in self._totals.values()]
+
+
+class _Total:
+    __slots__ = ("attributes", "usd")
+
+    def __init__(self, attributes: Attributes) -> None:
+        self.attributes = attributes
+        self.usd = 0.0
+
+
+_OVERFLOW_ATTRIBUTES: Attributes = {"otel.metric.overflow": True}
+_OVERFLOW_KEY = (("otel.metric.overflow", "true"),)
+_cost_registry: weakref.WeakKeyDictionary[MeterProvider, _CostTotals] = (
+    weakref.WeakKeyDictionary()
+)
+_cost_registry_lock = threading.Lock()
+
+
+def _cost_totals(provider: MeterProvider) -> _CostTotals:
+    with _cost_registry_lock:
+        totals = _cost_registry.get(provider)
+        if totals is None:
+            totals = _cost_registry[provider] = _CostTotals()
+        return totals
 
 
 class LabelCache:
@@ -126,13 +219,14 @@ class LabelCache:
 class _Labels:
     """Metric attributes for one (operation, provider, model, server, project)."""
 
-    __slots__ = ("base", "input", "output", "owner", "prometheus")
+    __slots__ = ("base", "input", "output", "owner", "owner_key", "prometheus")
 
     def __init__(self, base: dict[str, str], owner: dict[str, str]) -> None:
         self.base = base
         self.input = {**base, sc.GEN_AI_TOKEN_TYPE: "input"}
         self.output = {**base, sc.GEN_AI_TOKEN_TYPE: "output"}
         self.owner = owner
+        self.owner_key = tuple(owner.items())
         # The same four as Prometheus label tuples (dots become underscores), for the
         # scrape-time recorder of the gateway.
         self.prometheus = tuple(

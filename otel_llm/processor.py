@@ -38,7 +38,7 @@ class LLMSpanProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
             invocation = otel_context.get_value(ACCOUNTED_KEY, parent_context)
-            if isinstance(invocation, Invocation):
+            if isinstance(invocation, Invocation) and not _ours(span):
                 # Started inside one of our invocations: if it is the same operation, it is the
                 # same call, accounted there (checked in on_end, once the span says what it is).
                 self.accountant.cover(span.get_span_context().span_id, invocation.operation)
@@ -50,7 +50,10 @@ class LLMSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         out = span
         try:
-            out = self._enrich(span)
+            # Our own spans (every hooked call) pass straight through: they were accounted and
+            # enriched before they ended, and on_start never marks them.
+            if not _ours(span):
+                out = self._enrich(span)
         except Exception as exc:  # never break the caller; export the span as it was
             self.accountant.internal_error("processor.on_end", exc)
         for processor in self._processors:
@@ -61,9 +64,8 @@ class LLMSpanProcessor(SpanProcessor):
         accountant = self.accountant
         # Always take the mark, so spans marked in on_start never pile up.
         covered_by = accountant.take_covered(ctx.span_id) if ctx is not None else None
-        scope = span.instrumentation_scope
         attributes = span.attributes or {}
-        if (scope is not None and scope.name == _runtime.TRACER_NAME) or not is_genai(attributes):
+        if not is_genai(attributes):
             return span
         duration = None
         if span.start_time is not None and span.end_time is not None:
@@ -113,6 +115,11 @@ class LLMSpanProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return all(p.force_flush(timeout_millis) for p in self._processors)
+
+
+def _ours(span: ReadableSpan) -> bool:
+    scope = span.instrumentation_scope
+    return scope is not None and scope.name == _runtime.TRACER_NAME
 
 
 def _service(span: ReadableSpan) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 
 from otel_llm.alerts.rules import ERROR_FIELDS, Rule, Template
@@ -57,21 +58,34 @@ class Group:
 _POS = {"provider": 0, "model": 1, "project": 3, "operation": 4, "service": 5,
         "error_category": 6, "error_type": 7}
 _BILLED_MODEL = 2
-Dims = tuple["str | None", ...]
+Dims = tuple[str, ...]
 
 
 def dims(record: CallRecord, default_service: str | None) -> Dims:
+    """A record's dimension values; "" where it has none (``where`` values are never empty,
+    and a group key needs "" there anyway)."""
     call, error = record.call, record.error
+    request_model, response_model = call.request_model, call.response_model
     return (
-        call.provider,
-        call.request_model or call.response_model,
-        call.response_model or call.request_model,
-        call.project,
-        call.operation,
-        record.service or default_service,
-        error.category if error is not None else None,
-        error.type if error is not None else None,
+        call.provider or "",
+        request_model or response_model or "",
+        response_model or request_model or "",
+        call.project or "",
+        call.operation or "",
+        record.service or default_service or "",
+        error.category if error is not None else "",
+        error.type if error is not None else "",
     )
+
+
+def _key_getter(positions: tuple[int, ...]) -> Callable[[Dims], tuple[str, ...]] | None:
+    """The group key of a record's dims (None: the rule has one group, keyed ``()``)."""
+    if not positions:
+        return None
+    if len(positions) == 1:
+        (i,) = positions
+        return lambda values: (values[i],)
+    return operator.itemgetter(*positions)
 
 
 class RuleWindows:
@@ -86,8 +100,12 @@ class RuleWindows:
         self.overflow = 0
         pos = dict(_POS, model=_BILLED_MODEL) if rule.metric == "cost_usd" else _POS
         self.keys = tuple(pos[d] for d in rule.group_by)
+        self.key_of = _key_getter(self.keys)
         self.filters = tuple((pos[k], frozenset(v)) for k, v in rule.where.items()
                              if k not in ERROR_FIELDS)
+        # The operation filter is applied once per call by the evaluator, which hands a call
+        # only to the rules that admit its operation (see admits_operation).
+        self.call_filters = tuple(f for f in self.filters if f[0] != _POS["operation"])
         self.error_filters = tuple((pos[k], frozenset(v)) for k, v in rule.where.items()
                                    if k in ERROR_FIELDS)
         self.templates: dict[str, Template] = rule.templates()
@@ -120,15 +138,19 @@ class RuleWindows:
         return all(operation in allowed for i, allowed in self.filters if i == at)
 
     def observe(self, record: CallRecord, dims: Dims, t: float, now: float) -> None:
-        # On the caller's thread for every call: plain loops and cached attributes, no
-        # generators or pydantic attribute access.
-        for i, allowed in self.filters:
+        """Count one call whose operation this rule admits (the evaluator checked it).
+
+        On the caller's thread for every call: plain loops and cached attributes, no
+        generators, comprehensions or pydantic attribute access.
+        """
+        for i, allowed in self.call_filters:
             if dims[i] not in allowed:
                 return
         if self.calendar:
             idx, low = self.index(t), self.index(now) - self.nb
         else:
-            idx, low = int(t // self.width), int(now // self.width) - self.nb
+            width = self.width
+            idx, low = int(t // width), int(now // width) - self.nb
         if idx <= low:
             return  # already outside every window
         erring = record.error is not None
@@ -139,7 +161,8 @@ class RuleWindows:
                     break
         if self.errors_only and not erring:
             return
-        key = tuple([dims[i] or "" for i in self.keys]) if self.keys else ()
+        key_of = self.key_of
+        key = key_of(dims) if key_of is not None else ()
         group = self.groups.get(key)
         if group is None:
             if len(self.groups) >= self.max_groups:
@@ -151,7 +174,12 @@ class RuleWindows:
             bucket = group.buckets[idx] = Bucket(self.with_hist)
         score = self.add(bucket, record, erring)
         if score is not None and record.trace_id:
-            _sample(bucket.samples, self.samples, score, record.trace_id)
+            # A min-heap of the `limit` highest scores: the weakest sample is samples[0].
+            samples, limit = bucket.samples, self.samples
+            if len(samples) < limit:
+                heapq.heappush(samples, (score, record.trace_id))
+            elif limit and score > samples[0][0]:
+                heapq.heapreplace(samples, (score, record.trace_id))
 
     def value(self, buckets: Sequence[Bucket]) -> float | None:
         n = sum(b.n for b in buckets)
@@ -234,14 +262,6 @@ _ADD: Mapping[str, Callable[[Bucket, CallRecord, bool], float | None]] = {
     "tokens": _add_tokens,
     "retrieval_empty_rate": _add_retrieval,
 }
-
-
-def _sample(samples: list[tuple[float, str]], limit: int, score: float, trace_id: str) -> None:
-    # A min-heap of the `limit` highest scores: the weakest sample is samples[0].
-    if len(samples) < limit:
-        heapq.heappush(samples, (score, trace_id))
-    elif limit and score > samples[0][0]:
-        heapq.heapreplace(samples, (score, trace_id))
 
 
 def _quantile(buckets: Sequence[Bucket], n: int, q: float) -> float:

@@ -112,7 +112,7 @@ class Evaluator:
         if len(set(names)) != len(names):
             raise ValueError("rule names must be unique")
         # Most rules filter on the operation: a call visits only the rules that can match it.
-        self._by_operation: dict[str | None, list[RuleWindows]] = {}
+        self._by_operation: dict[str | None, tuple[RuleWindows, ...]] = {}
         self._history: deque[Alert] = deque(maxlen=history)
         self._lock = threading.Lock()
 
@@ -128,15 +128,19 @@ class Evaluator:
 
     def observe(self, record: CallRecord) -> None:
         """Add one accounted call (the :class:`~otel_llm.accounting.CallObserver` contract)."""
-        now = self._clock()
-        t = min(record.end_time_s, now)
-        values = dims(record, self._default_service)
         operation = record.call.operation
         states = self._by_operation.get(operation)
         if states is None:
-            states = [s for s in self._rules if s.admits_operation(operation)]
+            states = tuple(s for s in self._rules if s.admits_operation(operation))
             if len(self._by_operation) < _MAX_OPERATIONS:  # bounded: operations are few
                 self._by_operation[operation] = states
+        if not states:
+            return
+        now = self._clock()
+        t = record.end_time_s
+        if t > now:
+            t = now
+        values = dims(record, self._default_service)
         with self._lock:
             for state in states:
                 state.observe(record, values, t, now)

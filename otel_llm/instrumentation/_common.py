@@ -251,6 +251,11 @@ _INT_PARAMS: tuple[tuple[str, str], ...] = (
 )
 
 
+_PARAM_NAMES = frozenset(
+    [name for name, _ in _NUMBER_PARAMS + _INT_PARAMS] + ["stop", "stop_sequences", "stream"]
+)
+
+
 def request_attributes(kwargs: Mapping[str, Any], server: Server) -> dict[str, Any]:
     """The ``gen_ai.request.*`` and ``server.*`` attributes of a call's keyword arguments.
 
@@ -261,14 +266,20 @@ def request_attributes(kwargs: Mapping[str, Any], server: Server) -> dict[str, A
         attrs[sc.SERVER_ADDRESS] = server.address
         if server.port:
             attrs[sc.SERVER_PORT] = server.port
+    # Most calls pass few of these: one set intersection spares a lookup per known name.
+    given_names = kwargs.keys() & _PARAM_NAMES
+    if not given_names:
+        return attrs
     for name, key in _NUMBER_PARAMS:
-        value = kwargs.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            attrs[key] = float(value)
+        if name in given_names:
+            value = kwargs[name]
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                attrs[key] = float(value)
     for name, key in _INT_PARAMS:
-        value = kwargs.get(name)
-        if isinstance(value, int) and not isinstance(value, bool):
-            attrs[key] = value
+        if name in given_names:
+            value = kwargs[name]
+            if isinstance(value, int) and not isinstance(value, bool):
+                attrs[key] = value
     stop = kwargs.get("stop", kwargs.get("stop_sequences"))
     if isinstance(stop, str):
         attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]

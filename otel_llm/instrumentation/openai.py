@@ -66,10 +66,12 @@ class _ChoicesStream(StreamState):
             # The usage-only chunk: hidden when it exists only because we asked for it.
             return not (self.hide_usage and usage is not None)
         self.last = chunk
+        capture = self.capture
         for choice in choices:
-            if choice.finish_reason:
-                self.reasons[choice.index] = choice.finish_reason
-            if self.capture:
+            reason = choice.finish_reason
+            if reason:
+                self.reasons[choice.index] = reason
+            if capture:
                 self._accumulate(choice)
         return True
 
