@@ -27,7 +27,7 @@ from otel_llm.core.pricing import PriceTable
 from otel_llm.core.types import CallRecord
 from otel_llm.gateway.component import Batch, Consumer
 from otel_llm.gateway.selfmetrics import GatewayMetrics
-from otel_llm.gateway.wire import AttributeReader, TraceRequest, any_value, encode_key_values
+from otel_llm.gateway.wire import AttributeReader, TraceRequest, any_value, encode_span_attributes
 
 __all__ = ("EnrichProcessor", "Enrichment", "enrich_request")
 
@@ -139,7 +139,7 @@ def _enrich_span(
     assessment = assess(call, prices)
     missing = [(k, v) for k, v in assessment.attributes.items() if k not in attributes]
     if missing:
-        span.attributes.extend(encode_key_values(missing))
+        span.MergeFromString(encode_span_attributes(missing))
     service = resource.get("service.name")
     record = CallRecord(
         call=call,

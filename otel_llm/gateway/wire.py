@@ -6,7 +6,8 @@ than decoding and re-encoding the whole span. So the enrich processor parses req
 but a span's attributes, events and links, and the resource and scope, stay encoded
 (``bytes``). Parsing that view is about 0.5 µs a span, serializing it gives back the very bytes
 received (fields are written in field-number order, as every OTLP exporter writes them), and
-appending an attribute is appending its encoded ``KeyValue`` to ``span.attributes``.
+appending attributes is merging their encoding into the span (protobuf merge appends to
+repeated fields).
 
 :class:`AttributeReader` turns a span's encoded attributes into the ``{key: value}`` dict
 :func:`otel_llm.core.normalize.normalize` reads, converting only the keys it reads. Attributes
@@ -29,7 +30,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from otel_llm.core.enrich import WRITTEN_KEYS, AttributeValue
 from otel_llm.core.normalize import READ_KEYS, READ_PREFIXES
 
-__all__ = ("TraceRequest", "AttributeReader", "encode_key_values", "any_value")
+__all__ = ("TraceRequest", "AttributeReader", "encode_span_attributes", "any_value")
 
 
 # --- the wire view of trace.proto ---------------------------------------------------------------
@@ -202,6 +203,7 @@ def _value(entry: bytes, at: int) -> Any:
 
 # --- appending attributes -----------------------------------------------------------------------
 
+_SPAN_ATTRIBUTE = b"\x4a"  # Span.attributes = 9, length-delimited
 _KEY_TAG = b"\x0a"  # KeyValue.key = 1, length-delimited
 _VALUE_TAG = b"\x12"  # KeyValue.value = 2, length-delimited
 _STRING = b"\x0a"  # AnyValue.string_value = 1, length-delimited
@@ -210,21 +212,24 @@ _INT = b"\x18"  # AnyValue.int_value = 3, varint (int64: two's complement, 10 by
 _DOUBLE_TAG = b"\x21"  # AnyValue.double_value = 4, 64-bit
 
 
-def encode_key_values(items: Iterable[tuple[str, AttributeValue]]) -> list[bytes]:
-    """Encoded ``KeyValue`` messages for ``items``, in order, as upb encodes them."""
-    out: list[bytes] = []
+def encode_span_attributes(items: Iterable[tuple[str, AttributeValue]]) -> bytes:
+    """``Span.attributes`` entries for ``items``, in order, as upb encodes them: bytes that
+    ``span.MergeFromString`` appends to a span's attributes (one C call for all of them)."""
+    parts: list[bytes] = []
     for key, value in items:
         if type(value) is float:  # the costs: a new value per span, a fixed-size encoding
-            out.append(_double_prefix(key) + _DOUBLE.pack(value))
+            prefix = _double_prefixes.get(key)
+            if prefix is None:
+                prefix = _double_prefixes[key] = _frame(key, _DOUBLE_TAG + bytes(8))[:-8]
+            parts.append(prefix + _DOUBLE.pack(value))
         else:  # sources, categories, severities: a handful of distinct entries
-            out.append(_entry(key, type(value).__name__, value))
-    return out
+            parts.append(_entry(key, type(value).__name__, value))
+    return b"".join(parts)
 
 
-@functools.lru_cache(maxsize=256)
-def _double_prefix(key: str) -> bytes:
-    """Everything of a double-valued entry but its 8 value bytes."""
-    return _frame(key, _DOUBLE_TAG + bytes(8))[:-8]
+# Everything of a double-valued entry but its 8 value bytes, per key: the keys are our few cost
+# attributes (a dict lookup is cheaper than an lru_cache call on this path).
+_double_prefixes: dict[str, bytes] = {}
 
 
 @functools.lru_cache(maxsize=1024)
@@ -234,11 +239,13 @@ def _entry(key: str, kind: str, value: AttributeValue) -> bytes:
 
 
 def _frame(key: str, value_bytes: bytes) -> bytes:
+    """A ``Span.attributes`` entry: field 9, length-delimited, holding one KeyValue."""
     key_bytes = key.encode("utf-8", "replace")
-    return (
+    entry = (
         _KEY_TAG + _varint(len(key_bytes)) + key_bytes
         + _VALUE_TAG + _varint(len(value_bytes)) + value_bytes
     )
+    return _SPAN_ATTRIBUTE + _varint(len(entry)) + entry
 
 
 def _any_value(value: AttributeValue) -> bytes:

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -18,7 +17,7 @@ from otel_llm.core.normalize import normalize
 from otel_llm.core.types import CallRecord
 from otel_llm.gateway.component import Batch, RetryableError
 from otel_llm.gateway.enrich import EnrichProcessor, enrich_request
-from otel_llm.gateway.wire import AttributeReader, any_value, encode_key_values
+from otel_llm.gateway.wire import AttributeReader, any_value, encode_span_attributes
 from tests.gateway.gateway_support import (
     FAILED,
     HTTP_ONLY,
@@ -231,6 +230,8 @@ def test_hand_encoded_attributes_are_what_upb_encodes(items: list[tuple[str, Any
             target.double_value = value
         else:
             target.string_value = value
-    encoded = encode_key_values(items)
-    assert encoded == [kv.SerializeToString() for kv in expected.attributes]
-    assert [KeyValue.FromString(entry).key for entry in encoded] == [key for key, _ in items]
+    encoded = encode_span_attributes(items)
+    assert encoded == Span(attributes=expected.attributes).SerializeToString()
+    merged = Span(name="s")
+    merged.MergeFromString(encoded)
+    assert merged.SerializeToString() == expected.SerializeToString()
