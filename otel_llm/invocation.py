@@ -286,6 +286,7 @@ class Invocation:
             error_type=error.type if error is not None else None,
             project=_str_or_none(attributes.get(sc.OTEL_LLM_PROJECT_ID)),
             server_address=_str_or_none(attributes.get(sc.SERVER_ADDRESS)),
+            server_port=_port_or_none(attributes.get(sc.SERVER_PORT)),
             data_source=_str_or_none(attributes.get(sc.GEN_AI_DATA_SOURCE_ID)),
             retrieval_documents=self.documents,
             document_ids=self.document_ids,
@@ -401,6 +402,10 @@ def _clean_name(
 
 def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _port_or_none(value: object) -> int | None:
+    return value if type(value) is int and 0 < value < 65536 else None
 
 
 def _record_exception(span: Span, exc: BaseException) -> None:

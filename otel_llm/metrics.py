@@ -200,14 +200,14 @@ class LabelCache:
 
     def __init__(self, size: int = 4096) -> None:
         self._size = size
-        self._cache: dict[tuple[str | None, ...], _Labels] = {}
+        self._cache: dict[tuple[str | int | None, ...], _Labels] = {}
 
     def __len__(self) -> int:
         return len(self._cache)
 
     def get(self, call: LLMCall) -> _Labels:
         key = (call.operation, call.provider, call.request_model, call.response_model,
-               call.server_address, call.project)
+               call.server_address, call.server_port, call.project)
         labels = self._cache.get(key)
         if labels is None:
             if len(self._cache) >= self._size:
@@ -221,7 +221,7 @@ class _Labels:
 
     __slots__ = ("base", "input", "output", "owner", "owner_key", "prometheus")
 
-    def __init__(self, base: dict[str, str], owner: dict[str, str]) -> None:
+    def __init__(self, base: dict[str, str | int], owner: dict[str, str]) -> None:
         self.base = base
         self.input = {**base, sc.GEN_AI_TOKEN_TYPE: "input"}
         self.output = {**base, sc.GEN_AI_TOKEN_TYPE: "output"}
@@ -230,13 +230,13 @@ class _Labels:
         # The same four as Prometheus label tuples (dots become underscores), for the
         # scrape-time recorder of the gateway.
         self.prometheus = tuple(
-            tuple((key.replace(".", "_"), value) for key, value in attrs.items())
+            tuple((key.replace(".", "_"), str(value)) for key, value in attrs.items())
             for attrs in (self.base, self.input, self.output, self.owner)
         )
 
     @classmethod
     def of(cls, call: LLMCall) -> _Labels:
-        base: dict[str, str] = {sc.GEN_AI_OPERATION_NAME: call.operation}
+        base: dict[str, str | int] = {sc.GEN_AI_OPERATION_NAME: call.operation}
         if call.provider:
             base[sc.GEN_AI_PROVIDER_NAME] = call.provider
         if call.request_model:
@@ -245,6 +245,8 @@ class _Labels:
             base[sc.GEN_AI_RESPONSE_MODEL] = call.response_model
         if call.server_address:
             base[sc.SERVER_ADDRESS] = call.server_address
+            if call.server_port:  # semconv: conditionally required when the address is set
+                base[sc.SERVER_PORT] = call.server_port
         owner: dict[str, str] = {sc.GEN_AI_OPERATION_NAME: call.operation}
         if call.provider:
             owner[sc.GEN_AI_PROVIDER_NAME] = call.provider

@@ -15,7 +15,7 @@ from otel_llm.prometheus_metrics import PrometheusCallMetrics
 RECORDS = [
     CallRecord(LLMCall("chat", "openai", "gpt-4o", "gpt-4o-2024-08-06", 1200, 300,
                        cache_read_tokens=1000, duration_s=0.7, time_to_first_chunk_s=0.2,
-                       server_address="api.openai.com", project="support"),
+                       server_address="api.openai.com", server_port=443, project="support"),
                Cost(0.004, 0.001, 0.003, "price_table"), None, 1.0),
     CallRecord(LLMCall("chat", "openai", "gpt-4o", None, duration_s=0.05, is_error=True,
                        error_type="rate_limit"), None,
@@ -55,3 +55,11 @@ def test_same_series_and_values_as_the_sdk_exporter() -> None:
     for key, value in expected.items():
         assert got[key] == value, key
     provider.shutdown()
+
+
+def test_server_port_goes_with_the_server_address() -> None:
+    # semconv: server.port is conditionally required on the GenAI metrics when server.address is.
+    registry = CollectorRegistry()
+    PrometheusCallMetrics(registry).record(RECORDS[0])
+    ports = {labels for (name, labels) in samples(registry) if name.startswith("gen_ai_")}
+    assert ports and all(("server_port", "443") in labels for labels in ports)

@@ -118,6 +118,7 @@ ERROR_CATEGORY: Final[Keys] = (sc.OTEL_LLM_ERROR_CATEGORY,)
 ERROR_SEVERITY: Final[Keys] = (sc.OTEL_LLM_ERROR_SEVERITY,)
 PROJECT: Final[Keys] = (sc.OTEL_LLM_PROJECT_ID,)
 SERVER_ADDRESS: Final[Keys] = (sc.SERVER_ADDRESS,)
+SERVER_PORT: Final[Keys] = (sc.SERVER_PORT,)
 SDK_NAME: Final = "telemetry.sdk.name"
 
 # --- provider spellings (lower-cased, letters and digits only) to v1.41 gen_ai.provider.name ---

@@ -77,6 +77,7 @@ from otel_llm.core.conventions import (
     RESPONSE_MODEL_KEYS,
     SDK_NAME,
     SERVER_ADDRESS,
+    SERVER_PORT,
     TOTAL_KEYS,
     TTFC_KEYS,
     Keys,
@@ -178,6 +179,7 @@ def normalize(
         project=found.get(PROJECT)
         or (_text(resource.get(sc.OTEL_LLM_PROJECT_ID)) if resource is not None else None),
         server_address=found.get(SERVER_ADDRESS),
+        server_port=found.get(SERVER_PORT),
         data_source=found.get(DATA_SOURCE_KEYS),
         retrieval_documents=_documents(a, found, operation),
         document_ids=_document_ids(a, operation),
@@ -361,6 +363,12 @@ def _count(value: object) -> int | None:
     return None
 
 
+def _port(value: object) -> int | None:
+    """A TCP/UDP port, 1..65535."""
+    port = _count(value)
+    return port if port is not None and 0 < port < 65536 else None
+
+
 def _number(value: object) -> float | None:
     """A finite float from an int, float or numeric string; None otherwise."""
     if isinstance(value, bool):
@@ -396,7 +404,7 @@ _FIELDS: Final[Mapping[Keys, Callable[[object], Any]]] = {
     FOREIGN_COST_KEYS: _seconds, DATA_SOURCE_KEYS: _text, DOCUMENT_COUNT_KEYS: _count,
     DB_OPERATION_KEYS: _text, OPERATION_NAME: _text, OUR_COST: _seconds,
     OUR_COST_SOURCE: _text, ERROR_TYPE: _text, ERROR_CATEGORY: _text, ERROR_SEVERITY: _text,
-    PROJECT: _text, SERVER_ADDRESS: _text,
+    PROJECT: _text, SERVER_ADDRESS: _text, SERVER_PORT: _port,
 }
 _GROUP_OF: Final[Mapping[str, tuple[Keys, int, Callable[[object], Any]]]] = {
     key: (group, rank, parse)

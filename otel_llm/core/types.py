@@ -44,6 +44,7 @@ class LLMCall:
     error_type: str | None = None
     project: str | None = None
     server_address: str | None = None
+    server_port: int | None = None
     data_source: str | None = None
     retrieval_documents: int | None = None
     document_ids: tuple[str, ...] = ()

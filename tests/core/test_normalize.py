@@ -828,3 +828,11 @@ def test_read_keys_hold_everything_normalize_reads(attrs: dict[str, Any], name: 
 
     kept = {k: v for k, v in attrs.items() if k in READ_KEYS or k.startswith(READ_PREFIXES)}
     assert normalize(kept, span_name=name) == normalize(attrs, span_name=name)
+
+
+@pytest.mark.parametrize(("port", "expected"), [(443, 443), ("8080", 8080), (0, None),
+                                                (70000, None), (True, None), ("x", None)])
+def test_server_port(port: object, expected: int | None) -> None:
+    call = normalize({"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
+                      "server.address": "llm.internal", "server.port": port})
+    assert call is not None and call.server_port == expected

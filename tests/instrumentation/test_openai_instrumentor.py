@@ -73,6 +73,10 @@ def test_chat_sync(harness: Harness) -> None:
     assert attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
     assert sc.GEN_AI_INPUT_MESSAGES not in attrs  # content capture is off by default
     assert_chat_accounting(harness, attrs, stream=False)
+    # The metrics name the server as the span does (semconv: port with the address).
+    for point in harness.points(sc.METRIC_TOKEN_USAGE):
+        assert point.attributes[sc.SERVER_ADDRESS] == attrs[sc.SERVER_ADDRESS]
+        assert point.attributes[sc.SERVER_PORT] == attrs[sc.SERVER_PORT]
 
 
 def test_chat_async(harness: Harness) -> None:
