@@ -27,10 +27,9 @@ class StreamState:
     """What one stream accumulates; subclasses map their provider's chunks.
 
     :meth:`observe` runs for every chunk on the user's iteration path: it must be cheap and
-    returns whether the chunk is handed to the user. The wrappers call it directly while
-    ``observing`` (one call per chunk, not two), and on an exception of ours call
-    :meth:`failed` and hand the chunk over. :meth:`complete` moves what was accumulated into
-    the invocation just before it finishes.
+    returns whether the chunk is handed to the user; the wrappers call it through
+    :meth:`deliver`, which hands the chunk over whatever our code does. :meth:`complete` moves
+    what was accumulated into the invocation just before it finishes.
     """
 
     __slots__ = ("done", "first", "invocation", "observing")
@@ -46,6 +45,17 @@ class StreamState:
 
     def complete(self) -> None:
         """Record the accumulated response (usage, model, finish reasons, content)."""
+
+    def deliver(self, chunk: Any) -> bool:
+        """Whether ``chunk`` goes to the user: :meth:`observe`, guarded. Shared by the sync and
+        async wrappers, which differ only in how they fetch the next chunk."""
+        if not self.observing:
+            return True
+        try:
+            return self.observe(chunk)
+        except Exception as exc:  # our mapping must never break the user's iteration
+            self.failed(exc)
+            return True
 
     def failed(self, exc: Exception) -> None:
         """Our :meth:`observe` raised: count it once and stop observing this stream."""
@@ -91,13 +101,7 @@ class SyncStream(wrapt.ObjectProxy[Any]):
             except BaseException as exc:
                 state.end(exc)
                 raise
-            if not state.observing:
-                return chunk
-            try:
-                if state.observe(chunk):
-                    return chunk
-            except Exception as exc:  # our mapping must never break the user's iteration
-                state.failed(exc)
+            if state.deliver(chunk):
                 return chunk
 
     def close(self) -> None:
@@ -149,13 +153,7 @@ class AsyncStream(wrapt.ObjectProxy[Any]):
             except BaseException as exc:
                 state.end(exc)
                 raise
-            if not state.observing:
-                return chunk
-            try:
-                if state.observe(chunk):
-                    return chunk
-            except Exception as exc:  # our mapping must never break the user's iteration
-                state.failed(exc)
+            if state.deliver(chunk):
                 return chunk
 
     async def close(self) -> None:
