@@ -94,7 +94,11 @@ def enrich_request(
     Never raises on a request the receivers accepted: a failure on one span (a bug of ours) is
     counted and logged once through the accountant, and that span is left as it was.
     """
-    request: Any = TraceRequest.FromString(payload)
+    try:
+        request: Any = TraceRequest.FromString(payload)
+    except Exception as exc:  # the receivers parsed it with the full schema: a bug of ours
+        accountant.internal_error("gateway.enrich", exc)
+        return Enrichment(None, [], 0)  # forwarded as received, unenriched
     read = (reader or AttributeReader()).read
     prices = accountant.prices
     records: list[CallRecord] = []

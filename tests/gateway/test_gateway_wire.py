@@ -157,3 +157,10 @@ def test_the_memo_is_bounded_overall_and_per_key() -> None:
 
 def test_a_span_without_attributes_reads_empty() -> None:
     assert AttributeReader().read([]) == {}
+
+
+def test_a_request_the_wire_view_cannot_parse_is_forwarded_as_is() -> None:
+    # Cannot happen after the receivers' full decode; if it ever did, nothing is lost.
+    accountant = Accountant()
+    result = enrich_request(b"\x0a\xff", accountant)  # truncated
+    assert result == (None, [], 0)
