@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import traceback
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from http import HTTPStatus
@@ -17,7 +16,7 @@ from typing import Final
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from opentelemetry import trace
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import Status, StatusCode
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,6 +27,7 @@ from otel_llm.core.errors import classify_exception, classify_http_status
 from otel_llm.core.exceptions import CategorizedError
 from otel_llm.core.redact import redact
 from otel_llm.core.types import ErrorInfo
+from otel_llm.invocation import record_exception_event
 from otel_llm.logging import redact_value, request_id_var
 
 REQUEST_ID_HEADER: Final = "X-Request-ID"
@@ -144,19 +144,10 @@ def _internal_error_response(request: Request | None, exc: BaseException) -> JSO
     logger.error("unhandled exception in %s", path, exc_info=exc)
     span = trace.get_current_span()
     if span.is_recording():
-        _record_exception(span, exc)
+        record_exception_event(span, exc)
+        span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
     _count(classify_exception(exc), 500)
     return _shaped(request, dict(_INTERNAL), 500, None)
-
-
-def _record_exception(span: Span, exc: BaseException) -> None:
-    # The exception event goes to the trace backend: redacted like the hooks' events.
-    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    span.record_exception(exc, attributes={
-        "exception.message": redact(str(exc), 2048),
-        "exception.stacktrace": redact(stack, 16384),
-    })
-    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
 
 
 # --- exception handlers (Starlette calls them inside the server span) ---------------------------

@@ -29,7 +29,7 @@ from otel_llm.core.redact import redact
 from otel_llm.core.types import CallRecord, ErrorInfo, LLMCall
 from otel_llm.core.usage import usage_from_response
 
-__all__ = ["ACCOUNTED_KEY", "Invocation", "record_response"]
+__all__ = ["ACCOUNTED_KEY", "Invocation", "record_exception_event", "record_response"]
 
 # Holds the current Invocation while it is active. A GenAI span of the same operation started
 # below it — by another instrumentation, or by one of our own instrumentors under a manual hook —
@@ -304,7 +304,7 @@ class Invocation:
         if span.is_recording():
             span.set_attributes(self._end_attributes(assessment.attributes))
             if exc is not None:
-                _record_exception(span, exc)
+                record_exception_event(span, exc)
             if assessment.error is not None:
                 span.set_status(Status(StatusCode.ERROR, assessment.error.message or None))
         ctx = span.get_span_context()
@@ -352,7 +352,7 @@ class Invocation:
                 span.set_attributes({sc.ERROR_TYPE: error.type,
                                      sc.OTEL_LLM_ERROR_CATEGORY: error.category,
                                      sc.OTEL_LLM_ERROR_SEVERITY: error.severity})
-                _record_exception(span, exc)
+                record_exception_event(span, exc)
                 span.set_status(Status(StatusCode.ERROR, error.message or None))
         span.end()
 
@@ -408,9 +408,12 @@ def _port_or_none(value: object) -> int | None:
     return value if type(value) is int and 0 < value < 65536 else None
 
 
-def _record_exception(span: Span, exc: BaseException) -> None:
-    # The SDK's record_exception would export the raw message, which may quote a secret
-    # (e.g. a rejected API key): we record the same event, redacted.
+def record_exception_event(span: Span, exc: BaseException) -> None:
+    """The ``exception`` event of ``exc`` on ``span``, its message and stack redacted.
+
+    The SDK's ``record_exception`` would export the raw message, which may quote a secret
+    (e.g. a rejected API key). Used by the hooks and by the FastAPI error handler.
+    """
     stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     span.add_event(
         "exception",
