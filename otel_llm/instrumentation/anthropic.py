@@ -203,6 +203,14 @@ _METHODS: tuple[Method, ...] = (
     ("anthropic.resources.messages", "AsyncMessages.create", wrap(_MESSAGES, True, _stream_types)),
     ("anthropic.resources.messages", "Messages.stream", _stream_helper(False)),
     ("anthropic.resources.messages", "AsyncMessages.stream", _stream_helper(True)),
+    # client.beta.messages: the same API with beta features (same shapes, Beta* types).
+    ("anthropic.resources.beta.messages.messages", "Messages.create",
+     wrap(_MESSAGES, False, _stream_types)),
+    ("anthropic.resources.beta.messages.messages", "AsyncMessages.create",
+     wrap(_MESSAGES, True, _stream_types)),
+    ("anthropic.resources.beta.messages.messages", "Messages.stream", _stream_helper(False)),
+    ("anthropic.resources.beta.messages.messages", "AsyncMessages.stream",
+     _stream_helper(True)),
 )
 
 

@@ -119,6 +119,37 @@ def test_stream_helper_async(harness: Harness) -> None:
 
 
 @pytest.mark.usefixtures("anthropic_instrumented")
+@pytest.mark.parametrize("stream", [False, True])
+def test_beta_messages_create(harness: Harness, stream: bool) -> None:
+    async def main() -> None:
+        client = async_anthropic_client(AnthropicServer())
+        result = await client.beta.messages.create(model=CLAUDE, max_tokens=1024,
+                                                   messages=MESSAGES, stream=stream)
+        if stream:
+            assert [e.type async for e in result][-1] == "message_stop"
+
+    sync = anthropic_client(AnthropicServer()).beta.messages.create(
+        model=CLAUDE, max_tokens=1024, messages=MESSAGES, stream=stream)
+    if stream:
+        assert [e.type for e in sync][-1] == "message_stop"
+    asyncio.run(main())
+    spans = harness.spans()
+    assert len(spans) == 2 and all(s.name == f"chat {CLAUDE}" for s in spans)
+    for span in spans:
+        attrs = dict(span.attributes or {})
+        assert attrs[sc.OTEL_LLM_COST_USD] == pytest.approx(COST, rel=1e-9)
+        assert (sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK in attrs) is stream
+
+
+@pytest.mark.usefixtures("anthropic_instrumented")
+def test_beta_messages_stream_helper(harness: Harness) -> None:
+    client = anthropic_client(AnthropicServer())
+    with client.beta.messages.stream(model=CLAUDE, max_tokens=1024, messages=MESSAGES) as stream:
+        assert "".join(stream.text_stream) == "".join(STREAM_TEXT)
+    assert_accounted(harness, our_span(harness), stream=True)
+
+
+@pytest.mark.usefixtures("anthropic_instrumented")
 def test_stream_helper_left_early_and_dropped(harness: Harness) -> None:
     client = anthropic_client(AnthropicServer())
     with client.messages.stream(model=CLAUDE, max_tokens=1024, messages=MESSAGES) as stream:
