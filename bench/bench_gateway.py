@@ -443,30 +443,26 @@ def run_rounds(
     wall: dict[str, list[float]] = {f"{t} {n}{w}": [] for t, n, w in runs}
     per_cpu: dict[str, list[float]] = {f"{t} {n}{w}": [] for t, n, w in runs}
     account = enrich_in_process(account=True)
-    in_process = {
-        "gateway enrich step (no accounting)": enrich_in_process(account=False),
-        "gateway enrich step + accounting": account,
+    # In-process, single thread: label -> (work, the batches it runs on).
+    in_process: dict[str, tuple[Callable[[bytes], None], list[bytes]]] = {
+        "decode (lazy)": (floor_decode, payloads),
+        "decode + read every attribute": (floor_read_all, payloads),
+        "decode + add attribute + encode": (floor_add_encode, payloads),
+        "gateway enrich step (no accounting)": (enrich_in_process(account=False), payloads),
+        "gateway enrich step + accounting": (account, payloads),
+        "gateway enrich step + accounting" + MIXED: (account, mixed),
     }
-    for work in in_process.values():
-        work(payloads[0])  # warm the price lookups
-    mixed_step = "gateway enrich step + accounting" + MIXED
-    floors: dict[str, list[float]] = {  # in-process, single thread
-        "decode (lazy)": [],
-        "decode + read every attribute": [],
-        "decode + add attribute + encode": [],
-        **{label: [] for label in in_process},
-        mixed_step: [],
-    }
+    for work, batches in in_process.values():
+        work(batches[0])  # warm the price lookups
+    floors: dict[str, list[float]] = {label: [] for label in in_process}
     for round_index in range(rounds):
         order = runs if round_index % 2 == 0 else list(reversed(runs))  # interleave
         for transport, name, workload in order:
             rate, cpu_rate = measure(by_name[name], transport, workloads[workload], seconds)
             wall[f"{transport} {name}{workload}"].append(rate)
             per_cpu[f"{transport} {name}{workload}"].append(cpu_rate)
-        works = (floor_decode, floor_read_all, floor_add_encode, *in_process.values())
-        for label, work in zip(list(floors)[:-1], works, strict=True):
-            floors[label].append(spans_per_second(work, payloads, min(seconds, 1.0)))
-        floors[mixed_step].append(spans_per_second(account, mixed, min(seconds, 1.0)))
+        for label, (work, batches) in in_process.items():
+            floors[label].append(spans_per_second(work, batches, min(seconds, 1.0)))
         print(f"  round {round_index + 1}/{rounds} done", flush=True)
 
     def med(values: list[float]) -> float:

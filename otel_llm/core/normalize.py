@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from otel_llm import semconv as sc
 from otel_llm.core.conventions import (
@@ -89,7 +89,6 @@ __all__ = ["INVALID_TOKEN_COUNT_LIMIT", "READ_KEYS", "READ_PREFIXES", "is_genai"
 INVALID_TOKEN_COUNT_LIMIT: Final = 10**12
 """Token counts above this, or negative, are invalid and read as missing."""
 
-_T = TypeVar("_T")
 
 _MAX_TEXT: Final = 256
 _MAX_NUMERIC_TEXT: Final = 32  # int() on long digit strings is slow, then raises anyway
@@ -392,7 +391,7 @@ def _seconds(value: object) -> float | None:
 
 # --- the fields, by name --------------------------------------------------------------------
 
-_Found = dict["Keys", Any]
+_Found = dict[Keys, Any]
 # Every field read by name, with how its value is parsed. A span names a few of these keys at
 # most, so normalize files the present ones under their field in one pass (_collect): an absent
 # field then costs one dict lookup instead of a probe per candidate name.
