@@ -6,7 +6,7 @@ Shared by the hooks (before ``span.end()``), the processor (enriched copy) and t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from otel_llm import semconv as sc
 from otel_llm.core.errors import classify_call
@@ -22,8 +22,7 @@ PRICED_OPERATIONS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Assessment:
+class Assessment(NamedTuple):
     cost: Cost | None
     """None for operations that are not priced."""
     error: ErrorInfo | None

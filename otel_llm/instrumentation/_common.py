@@ -23,7 +23,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from otel_llm import _runtime
 from otel_llm import semconv as sc
 from otel_llm.accounting import Accountant
-from otel_llm.core.usage import usage_from_response
+from otel_llm.core.usage import read_usage
 from otel_llm.invocation import Invocation
 from otel_llm.version import __version__
 
@@ -317,8 +317,8 @@ def begin(
 
 
 def record_usage(invocation: Invocation, usage: object) -> None:
-    """Record a usage object or dict of any shape :func:`usage_from_response` reads."""
-    found = usage_from_response(usage)
+    """Record a usage object or dict (``response.usage``) of any shape the core reads."""
+    found = read_usage(usage)
     if found is not None:
         invocation.record_usage(found.input_tokens, found.output_tokens,
                                 found.cache_read_tokens, found.cache_creation_tokens,
@@ -328,7 +328,8 @@ def record_usage(invocation: Invocation, usage: object) -> None:
 def record_model(invocation: Invocation, response: Any, finish_reasons: list[str] | None) -> None:
     """Usage, model and id of an SDK response model (attribute reads only: the hot path).
 
-    Usage goes through the core's :func:`usage_from_response`, which knows every shape.
+    Usage goes through the core's :func:`~otel_llm.core.usage.read_usage`, which knows every
+    shape.
     """
     usage = getattr(response, "usage", None)
     if usage is not None:

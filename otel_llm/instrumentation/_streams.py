@@ -15,6 +15,7 @@ usage-only chunk that we requested on the user's behalf).
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
@@ -74,35 +75,56 @@ class StreamState:
         self.invocation.finish(exc)
 
 
+def _chunks(iterator: Iterator[Any], state: StreamState, owner: object) -> Iterator[Any]:
+    """The chunks that ``state`` hands to the user; the end of the SDK's stream (exhausted or
+    raising) ends the invocation. Closing this generator (a ``break``) does not: the stream may
+    be iterated on, so close, exit and collection of the wrapper do.
+
+    ``owner``, the wrapper, is held for as long as the loop runs: ``for c in client...create(
+    ..., stream=True)`` keeps no other reference to it, and its collection ends the invocation.
+    """
+    while True:
+        try:
+            chunk = next(iterator)
+        except StopIteration:
+            state.end()
+            return
+        except BaseException as exc:
+            state.end(exc)
+            raise
+        if state.deliver(chunk):
+            yield chunk
+
+
 class SyncStream(wrapt.ObjectProxy[Any]):
     """A sync SDK stream whose chunks a :class:`StreamState` observes (see the module doc)."""
 
     def __init__(self, stream: Any, state: StreamState) -> None:
         super().__init__(stream)
         self._self_state = state
-        self._self_iterator: Any = None
+        self._self_iterator: Iterator[Any] | None = None
+        self._self_chunks: Iterator[Any] | None = None
         # Holds the state, not the proxy: ends the invocation if the proxy is dropped.
         self._self_finalizer = weakref.finalize(self, state.end)
 
-    def __iter__(self) -> SyncStream:
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        # A generator over the SDK's one iterator, as the SDK's own ``Stream.__iter__`` returns:
+        # a chunk then costs a generator resume, not a Python-level ``__next__`` call.
+        return _chunks(self._sdk_iterator(), self._self_state, self)
 
     def __next__(self) -> Any:
+        chunks = self._self_chunks
+        if chunks is None:
+            # The caller holds the wrapper: this generator must not (a cycle would postpone the
+            # end-on-collection to the next garbage collection).
+            chunks = self._self_chunks = _chunks(self._sdk_iterator(), self._self_state, None)
+        return next(chunks)
+
+    def _sdk_iterator(self) -> Iterator[Any]:
         iterator = self._self_iterator
         if iterator is None:
             iterator = self._self_iterator = iter(self.__wrapped__)
-        state = self._self_state
-        while True:
-            try:
-                chunk = next(iterator)
-            except StopIteration:
-                state.end()
-                raise
-            except BaseException as exc:
-                state.end(exc)
-                raise
-            if state.deliver(chunk):
-                return chunk
+        return iterator
 
     def close(self) -> None:
         try:

@@ -54,6 +54,25 @@ def test_exhausted(harness: Harness) -> None:
     assert len(harness.spans()) == 1
 
 
+def test_looping_over_the_call_itself(harness: Harness) -> None:
+    """The commonest form keeps no reference to the stream: the loop alone must keep ours alive
+    (its collection would end the span before the first chunk)."""
+    client = openai_client(OpenAIServer())
+    assert sum(1 for _ in create(client)) == len(chat_chunks(include_usage=False))
+    attrs = ended_once(harness)
+    assert attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] == 1200
+    assert sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK in attrs
+
+    async def main() -> int:
+        client = async_openai_client(OpenAIServer())
+        return len([c async for c in await client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, stream=True)])
+
+    harness.exporter.clear()
+    assert asyncio.run(main()) == len(chat_chunks(include_usage=False))
+    assert (harness.span().attributes or {})[sc.GEN_AI_USAGE_INPUT_TOKENS] == 1200
+
+
 def test_early_break_in_with_block(harness: Harness) -> None:
     with create(openai_client(OpenAIServer())) as stream:
         for _ in stream:
@@ -63,6 +82,26 @@ def test_early_break_in_with_block(harness: Harness) -> None:
     assert sc.ERROR_TYPE not in attrs
     assert sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK in attrs
     assert harness.span().status.status_code is StatusCode.UNSET
+
+
+def test_iterating_on_after_a_break_sees_every_chunk_once(harness: Harness) -> None:
+    """As on the SDK's stream: loops and next() share one position; the span ends at the end."""
+    expected = [c.model_dump() for c in create(openai_client(OpenAIServer()))]
+    stream = create(openai_client(OpenAIServer()))
+    seen = [next(stream)]
+    for chunk in stream:
+        seen.append(chunk)
+        break
+    assert len(harness.spans()) == 1  # the reference's: a break leaves the stream open
+    seen.extend(stream)
+    assert [c.model_dump() for c in seen] == expected
+    spans = harness.spans()
+    assert len(spans) == 2 and spans[1].end_time is not None
+    assert (spans[1].attributes or {})[sc.GEN_AI_USAGE_INPUT_TOKENS] == 1200
+    assert count_of(harness, sc.METRIC_OPERATION_DURATION) == 2
+    with pytest.raises(StopIteration):
+        next(stream)
+    assert len(harness.spans()) == 2
 
 
 def test_close(harness: Harness) -> None:
