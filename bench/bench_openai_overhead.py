@@ -17,8 +17,9 @@ TTFT, cost, error category, cached tokens), and optional anchors run by other in
 Method (the machines are noisy): the parent drives all workers in many short rounds, in a
 shuffled order each round; in each round a worker times a block of uninstrumented calls and a
 block of contender calls back to back (order alternating), so every contender block has a
-baseline next to it in the same process. Reported: the median over rounds of the paired
-difference per call, and ratios of medians. Run: ``python bench/bench_openai_overhead.py``.
+baseline next to it in the same process. Reported: the paired difference per call, averaged
+over each two rounds (one of each order) and the median of that over the run, and ratios of
+medians. Run: ``python bench/bench_openai_overhead.py``.
 """
 
 from __future__ import annotations
@@ -225,6 +226,18 @@ class Worker:
         return out
 
 
+def count_main(contender: str, stream: bool, calls: int) -> None:
+    """The ``--instructions`` worker: ``calls`` instrumented calls after the warm-up, and exit."""
+    worker = Worker(contender, stream)
+    worker._instrumented(True)
+    for _ in range(30):
+        worker.contender()
+    for i in range(calls):
+        worker.contender()
+        if i % 20 == 19:
+            worker.exporter.clear()
+
+
 def worker_main(contender: str, stream: bool) -> None:
     worker = Worker(contender, stream)
     for _ in range(3):
@@ -271,10 +284,48 @@ def measure(contenders: dict[str, str], stream: bool, rounds: int,
     return results
 
 
+def _instructions(python: str, contender: str, stream: bool, calls: int) -> int:
+    """Instructions a worker process executes with ``calls`` calls (valgrind's callgrind)."""
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python,
+         os.path.abspath(__file__), "--count", str(calls), "--worker", contender]
+        + ["--stream"] * stream,
+        capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": os.path.dirname(
+            os.path.dirname(os.path.abspath(__file__)))})
+    line = next(x for x in out.stderr.splitlines() if "Collected :" in x)
+    return int(line.split(":")[1].split()[0])
+
+
+def count_instructions(contenders: dict[str, str], stream: bool, calls: int) -> dict[str, float]:
+    """Instructions per call of each contender: the difference of a run with ``calls`` more
+    calls, so start-up and warm-up cancel. Two processes at a time (valgrind is slow)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [(name, python, n) for name, python in contenders.items() for n in (20, 20 + calls)]
+    with ThreadPoolExecutor(2) as pool:
+        counts = list(pool.map(lambda job: _instructions(job[1], job[0], stream, job[2]), jobs))
+    by_job = {(name, n): count for (name, _, n), count in zip(jobs, counts, strict=True)}
+    return {name: (by_job[name, 20 + calls] - by_job[name, 20]) / calls for name in contenders}
+
+
+def report_instructions(title: str, per_call: dict[str, float]) -> Iterator[str]:
+    base = per_call["aa"]
+    overhead = {name: value - base for name, value in per_call.items() if name != "aa"}
+    yield f"\n{title}, instructions (valgrind): uninstrumented call {base / 1e6:.2f} M\n"
+    yield f"{'contender':<16}{'overhead k':>12}{'÷ span':>9}{'÷ span+metrics':>16}\n"
+    for name, value in overhead.items():
+        yield (f"{name:<16}{value / 1e3:>12.0f}{value / overhead['span']:>9.2f}"
+               f"{value / overhead['span_metrics']:>16.2f}\n")
+
+
 def _median_diff(rounds: list[dict[str, float]], aa: list[dict[str, float]]) -> float:
+    """Median over pairs of rounds of the mean paired difference. Rounds alternate which block
+    runs first, and the first block of a round runs colder: averaging each round with the next
+    cancels that order effect, which a median over single rounds would keep half the time."""
     # A sticky worker has no baseline of its own: the aa worker's of the same round stands in.
-    return statistics.median(r["cont"] - r.get("base", a["base"])
-                             for r, a in zip(rounds, aa, strict=True))
+    diffs = [r["cont"] - r.get("base", a["base"]) for r, a in zip(rounds, aa, strict=True)]
+    return statistics.median((x + y) / 2 for x, y in zip(diffs[::2], diffs[1::2], strict=True))
 
 
 def report(title: str, results: dict[str, list[dict[str, float]]]) -> Iterator[str]:
@@ -282,8 +333,7 @@ def report(title: str, results: dict[str, list[dict[str, float]]]) -> Iterator[s
     overhead = {name: _median_diff(rounds, aa) for name, rounds in results.items()}
     base = statistics.median(r["base"] for r in aa)
     # A/A across processes: the baselines of two workers, round by round.
-    cross = statistics.median(a["base"] - b["base"]
-                              for a, b in zip(aa, results["span"], strict=True))
+    cross = _median_diff([{"cont": a["base"]} for a in aa], results["span"])
     yield f"\n{title}: uninstrumented call {base:.0f} µs (median); "
     yield f"A/A across processes (median Δ of baselines) {cross:.1f} µs\n"
     yield f"{'contender':<16}{'overhead µs':>12}{'÷ span':>9}{'÷ span+metrics':>16}\n"
@@ -300,13 +350,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker")
     parser.add_argument("--stream", action="store_true")
-    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=40, help="an even number (rounds pair up)")
     parser.add_argument("--calls", type=int, default=20, help="calls per block")
     parser.add_argument("--anchor", action="append", default=[], metavar="NAME=PYTHON",
                         help=f"also run an anchor from a side venv; NAME in {sorted(ANCHORS)}")
+    parser.add_argument("--instructions", type=int, default=0, metavar="CALLS",
+                        help="count instructions per call instead of timing (needs valgrind; "
+                        "deterministic, immune to a noisy machine; ~1 min per contender)")
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rounds < 2 or args.rounds % 2:
+        parser.error("--rounds must be an even number >= 2 (rounds pair up)")
     if args.worker:
-        worker_main(args.worker, args.stream)
+        if args.count is not None:
+            count_main(args.worker, args.stream, args.count)
+        else:
+            worker_main(args.worker, args.stream)
         return
     contenders = {name: sys.executable for name in ("aa", "span", "span_metrics", "ours")}
     for anchor in args.anchor:
@@ -319,8 +378,12 @@ def main() -> None:
     print(f"openai {openai.__version__}, Python {platform.python_version()}, "
           f"{platform.machine()} {os.cpu_count()} CPUs, {args.rounds} rounds × {args.calls} calls")
     for stream in (False, True):
-        calls = max(1, args.calls // 4) if stream else args.calls
         title = "stream (24 chunks)" if stream else "non-stream"
+        if args.instructions:
+            per_call = count_instructions(contenders, stream, args.instructions)
+            sys.stdout.write("".join(report_instructions(title, per_call)))
+            continue
+        calls = max(1, args.calls // 4) if stream else args.calls
         results = measure(contenders, stream, args.rounds, calls)
         sys.stdout.write("".join(report(title, results)))
 

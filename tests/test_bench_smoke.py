@@ -18,7 +18,7 @@ RUNS = {
     "bench_hooks.py": (["--rounds", "1", "--calls", "5"], "× span+metrics"),
     "bench_pricing.py": (["--rounds", "1"], "calc_price"),
     "bench_gateway.py": (["--rounds", "1", "--seconds", "0.2"], "enrich / pass-through"),
-    "bench_openai_overhead.py": (["--rounds", "1", "--calls", "1"], "span_metrics"),
+    "bench_openai_overhead.py": (["--rounds", "2", "--calls", "1"], "span_metrics"),
 }
 
 

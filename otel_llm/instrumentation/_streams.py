@@ -83,17 +83,16 @@ def _chunks(iterator: Iterator[Any], state: StreamState, owner: object) -> Itera
     ``owner``, the wrapper, is held for as long as the loop runs: ``for c in client...create(
     ..., stream=True)`` keeps no other reference to it, and its collection ends the invocation.
     """
-    while True:
-        try:
-            chunk = next(iterator)
-        except StopIteration:
-            state.end()
-            return
-        except BaseException as exc:
-            state.end(exc)
-            raise
-        if state.deliver(chunk):
-            yield chunk
+    try:
+        for chunk in iterator:
+            if state.deliver(chunk):
+                yield chunk
+    except GeneratorExit:  # this generator closed (a break): not the stream's end
+        raise
+    except BaseException as exc:  # the SDK's stream raised midway (or the caller threw in)
+        state.end(exc)
+        raise
+    state.end()
 
 
 class SyncStream(wrapt.ObjectProxy[Any]):
