@@ -375,8 +375,10 @@ def main() -> None:
         contenders[name] = python
     import openai
 
+    method = (f"instructions over {args.instructions} calls" if args.instructions
+              else f"{args.rounds} rounds × {args.calls} calls")
     print(f"openai {openai.__version__}, Python {platform.python_version()}, "
-          f"{platform.machine()} {os.cpu_count()} CPUs, {args.rounds} rounds × {args.calls} calls")
+          f"{platform.machine()} {os.cpu_count()} CPUs, {method}")
     for stream in (False, True):
         title = "stream (24 chunks)" if stream else "non-stream"
         if args.instructions:
