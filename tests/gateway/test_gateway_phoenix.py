@@ -29,7 +29,7 @@ from tests.backends import (
     span_id_hex,
     trace_id_hex,
 )
-from tests.gateway.gateway_support import sample
+from tests.gateway.gateway_support import sample, wait_until
 
 pytest_plugins = ["tests.backends"]
 
@@ -93,7 +93,10 @@ def test_enriched_spans_are_queryable_from_phoenix(
     export_spans(client, f"http://{address}", spans)
 
     check_enriched_in_phoenix(spans, phoenix.wait_for_spans(project, len(spans)))
-    assert sample(gateway.registry, "otel_llm_gateway_forwarded_total") == len(spans)
+    # The sink has the spans as soon as it answers; the gateway counts them after it
+    # reads that answer.
+    assert wait_until(
+        lambda: sample(gateway.registry, "otel_llm_gateway_forwarded_total") == len(spans), 10)
     assert sample(gateway.registry, "otel_llm_gateway_dropped_total") == 0
 
 
