@@ -23,11 +23,11 @@ from starlette.responses import JSONResponse, Response
 
 from otel_llm import _runtime
 from otel_llm import semconv as sc
+from otel_llm._records import record_exception_event
 from otel_llm.core.errors import classify_exception, classify_http_status
 from otel_llm.core.exceptions import CategorizedError
 from otel_llm.core.redact import redact
 from otel_llm.core.types import ErrorInfo
-from otel_llm.invocation import record_exception_event
 from otel_llm.logging import redact_value, request_id_var
 
 REQUEST_ID_HEADER: Final = "X-Request-ID"

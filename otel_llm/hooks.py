@@ -18,13 +18,9 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from otel_llm import semconv as sc
+from otel_llm._records import record_response
 from otel_llm.core.types import LLMCall
-from otel_llm.invocation import (
-    _MAX_DOCUMENT_IDS,
-    ACCOUNTED_KEY,
-    Invocation,
-    record_response,
-)
+from otel_llm.invocation import _MAX_DOCUMENT_IDS, ACCOUNTED_KEY, Invocation
 
 __all__ = ["ACCOUNTED_KEY", "Invocation", "LLMCall", "embedding", "llm_call", "rag_pipeline",
            "record_response", "rerank", "retrieval", "trace_llm"]

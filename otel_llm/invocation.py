@@ -8,10 +8,8 @@ sampled. A failure of ours is logged once and counted, never raised.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
-import traceback
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -22,14 +20,14 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from otel_llm import _runtime
 from otel_llm import semconv as sc
+from otel_llm._records import record_exception_event, record_response
 from otel_llm.core.enrich import assess
 from otel_llm.core.errors import classify_exception
 from otel_llm.core.normalize import is_genai
 from otel_llm.core.redact import redact
 from otel_llm.core.types import CallRecord, ErrorInfo, LLMCall
-from otel_llm.core.usage import usage_from_response
 
-__all__ = ["ACCOUNTED_KEY", "Invocation", "record_exception_event", "record_response"]
+__all__ = ["ACCOUNTED_KEY", "Invocation"]
 
 # Holds the current Invocation while it is active. A GenAI span of the same operation started
 # below it — by another instrumentation, or by one of our own instrumentors under a manual hook —
@@ -406,49 +404,3 @@ def _str_or_none(value: object) -> str | None:
 
 def _port_or_none(value: object) -> int | None:
     return value if type(value) is int and 0 < value < 65536 else None
-
-
-def record_exception_event(span: Span, exc: BaseException) -> None:
-    """The ``exception`` event of ``exc`` on ``span``, its message and stack redacted.
-
-    The SDK's ``record_exception`` would export the raw message, which may quote a secret
-    (e.g. a rejected API key). Used by the hooks and by the FastAPI error handler.
-    """
-    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    span.add_event(
-        "exception",
-        {
-            "exception.type": f"{type(exc).__module__}.{type(exc).__qualname__}",
-            "exception.message": redact(str(exc), 2048),
-            "exception.stacktrace": redact(stack, 16384),
-        },
-    )
-
-
-def record_response(call: Invocation, response: object) -> None:
-    """Copy usage, model, id and finish reasons from an OpenAI/Anthropic-shaped response."""
-    try:
-        usage = usage_from_response(response)
-        if usage is not None:
-            call.record_usage(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
-                              usage.cache_creation_tokens, usage.reasoning_tokens)
-        get = (response.get if isinstance(response, Mapping)
-               else functools.partial(getattr, response))
-        model = get("model", None)
-        response_id = get("id", None)
-        reasons: list[str] = []
-        for choice in get("choices", None) or ():
-            reason = (choice.get("finish_reason") if isinstance(choice, Mapping)
-                      else getattr(choice, "finish_reason", None))
-            if reason:
-                reasons.append(str(reason))
-        stop_reason = get("stop_reason", None)
-        if stop_reason:
-            reasons.append(str(stop_reason))
-        call.set_response(
-            model=model if isinstance(model, str) else None,
-            finish_reasons=reasons or None,
-            response_id=response_id if isinstance(response_id, str) else None,
-        )
-    except Exception as exc:  # an odd response object must not break the user's function
-        call._runtime.accountant.internal_error("hooks.record_response", exc)
