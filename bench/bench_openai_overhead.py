@@ -249,12 +249,16 @@ def worker_main(contender: str, stream: bool) -> None:
 
 
 # --- the parent -----------------------------------------------------------------------------
+def _worker_env(**extra: str) -> dict[str, str]:
+    """A worker's environment: ours, with this checkout importable (anchors' venvs lack it)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return {**os.environ, "PYTHONPATH": root, **extra}
+
+
 def _spawn(python: str, contender: str, stream: bool) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [python, os.path.abspath(__file__), "--worker", contender] + (["--stream"] * stream),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__)))})
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_worker_env())
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
     if line != "ready":
@@ -290,9 +294,7 @@ def _instructions(python: str, contender: str, stream: bool, calls: int) -> int:
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python,
          os.path.abspath(__file__), "--count", str(calls), "--worker", contender]
         + ["--stream"] * stream,
-        capture_output=True, text=True, check=True,
-        env={**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": os.path.dirname(
-            os.path.dirname(os.path.abspath(__file__)))})
+        capture_output=True, text=True, check=True, env=_worker_env(PYTHONHASHSEED="0"))
     line = next(x for x in out.stderr.splitlines() if "Collected :" in x)
     return int(line.split(":")[1].split()[0])
 
@@ -321,8 +323,9 @@ def report_instructions(title: str, per_call: dict[str, float]) -> Iterator[str]
 
 def _median_diff(rounds: list[dict[str, float]], aa: list[dict[str, float]]) -> float:
     """Median over pairs of rounds of the mean paired difference. Rounds alternate which block
-    runs first, and the first block of a round runs colder: averaging each round with the next
-    cancels that order effect, which a median over single rounds would keep half the time."""
+    runs first, and the first block of a round runs colder, so single-round differences are
+    bimodal and their median falls between the modes' inner tails, the noisiest rounds.
+    Averaging each round with the next (one of each order) removes the order effect first."""
     # A sticky worker has no baseline of its own: the aa worker's of the same round stands in.
     diffs = [r["cont"] - r.get("base", a["base"]) for r, a in zip(rounds, aa, strict=True)]
     return statistics.median((x + y) / 2 for x, y in zip(diffs[::2], diffs[1::2], strict=True))
